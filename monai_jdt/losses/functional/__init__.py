@@ -1,0 +1,5 @@
+"""Pure functional forms."""
+
+from __future__ import annotations
+
+__all__: list[str] = []

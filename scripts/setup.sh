@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Build the project-local virtual environment `.venv` and install monai_jdt into it (editable, all extras).
+#
+# Torch policy (the only heavy dependency):
+#   * a torch already importable inside .venv is kept as it is;
+#   * MONAI_JDT_TORCH="<pip requirement and options>" installs that instead, e.g. a CUDA build:
+#       MONAI_JDT_TORCH="torch --index-url https://download.pytorch.org/whl/cu126" bash scripts/setup.sh
+#   * MONAI_JDT_SYSTEM_SITE=1 creates .venv with --system-site-packages, so a torch installed system-wide
+#     (a GPU machine's own build) is reused and not downloaded again;
+#   * otherwise torch==2.13.0 is installed (a local CPU wheel on the CI machines; it never pulls CUDA wheels there).
+# monai_jdt itself only requires torch>=2.3, so pip never replaces the torch chosen above.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+    if [ "${MONAI_JDT_SYSTEM_SITE:-0}" = "1" ]; then
+        "$PY" -m venv --system-site-packages .venv
+    else
+        "$PY" -m venv .venv
+    fi
+fi
+VPIP=".venv/bin/python -m pip"
+if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
+    # shellcheck disable=SC2086
+    $VPIP install --quiet ${MONAI_JDT_TORCH:-torch==2.13.0}
+fi
+$VPIP install --quiet -e ".[all]"
+.venv/bin/python -c "import torch, monai, monai_jdt; print(f'monai_jdt {monai_jdt.__version__} ready: torch {torch.__version__}, monai {monai.__version__}, cuda={torch.cuda.is_available()}')"
