@@ -1,5 +1,7 @@
-"""Pure functional forms."""
+"""Pure functional forms of the soft-label transforms (batched ``(B, ...)`` tensors, any device)."""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from monai_jdt.transforms.functional.boundary import boundary_mask, box_half_widths, spacing_half_widths
+
+__all__ = ["boundary_mask", "box_half_widths", "spacing_half_widths"]
