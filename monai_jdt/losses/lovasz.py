@@ -69,8 +69,8 @@ class LovaszSoftmaxLoss(_Loss):
             softmax: apply a softmax over the channels to the input (logits).
             other_act: another activation callable, e.g. ``torch.tanh``. The three activations are mutually
                 exclusive; with none of them the input must hold probabilities in ``[0, 1]``.
-            reduction: ``"mean"`` | ``"sum"`` | ``"none"`` (the ``(B, C)`` per-image, per-class matrix, or
-                ``(1, C)`` with ``batch``; inactive entries are 0).
+            reduction: ``"mean"`` | ``"sum"`` | ``"none"`` (per image and class ``(B, C, 1, ...)``, or
+                ``(C, 1, ...)`` with ``batch``, as MONAI's ``DiceLoss``; inactive entries are 0).
             batch: pool the voxels of the whole batch per class (Berman et al.'s default) instead of one loss per
                 image (``per_image=True`` in their code).
             active_classes: ``"all"`` (MONAI's behaviour, the default here) or ``"present"`` (a class counts only

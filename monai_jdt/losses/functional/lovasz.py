@@ -189,11 +189,15 @@ def _per_class_extension(
     return loss, active
 
 
-def _reduce(loss: torch.Tensor, active: torch.Tensor, reduction: str) -> torch.Tensor:
-    """Mean over active classes per image then over images with an active class; sum; or the masked matrix."""
+def _reduce(loss: torch.Tensor, active: torch.Tensor, reduction: str, batch: bool, spatial_dims: int) -> torch.Tensor:
+    """Mean over active classes per image then over images with an active class; sum; or the masked matrix.
+
+    ``"none"`` keeps MONAI's broadcastable shape: ``(B, C, 1, ...)`` per image, ``(C, 1, ...)`` with ``batch``.
+    """
     loss = torch.where(active, loss, torch.zeros((), dtype=loss.dtype, device=loss.device))
     if reduction == "none":
-        return loss
+        loss = loss[0] if batch else loss
+        return loss.reshape(*loss.shape, *([1] * spatial_dims))
     if reduction == "sum":
         return loss.sum()
     per_image_count = active.sum(dim=1)
@@ -240,7 +244,8 @@ def lovasz_softmax_loss(
         ignore_index: label value (index maps) or channel/sentinel (dense targets) of voxels to exclude.
         reduction: ``"mean"`` (mean over the active classes of each image, then over the images that have an
             active class; a zero loss with a graph when nothing is active), ``"sum"`` (sum of active entries) or
-            ``"none"`` (the ``(B, C)`` matrix, ``(1, C)`` with ``batch``, inactive entries 0).
+            ``"none"`` (per image and class ``(B, C, 1, ...)``, or ``(C, 1, ...)`` with ``batch``: MONAI's
+            broadcastable shapes; inactive entries 0).
 
     Returns:
         The loss, a scalar unless ``reduction="none"``.
@@ -265,7 +270,7 @@ def lovasz_softmax_loss(
     labels = labels[:, 1:] if probs.shape[1] != labels.shape[1] else labels
     errors = (labels - probs).abs()
     loss, active = _per_class_extension(errors, labels, seg.mask, batch, active_classes)
-    return _reduce(loss, active, reduction)
+    return _reduce(loss, active, reduction, batch, input.ndim - 2)
 
 
 def lovasz_hinge_loss(
@@ -322,4 +327,4 @@ def lovasz_hinge_loss(
     labels = labels[:, 1:] if logits.shape[1] != labels.shape[1] else labels
     errors = torch.relu(1.0 - logits * (2.0 * labels - 1.0))
     loss, active = _per_class_extension(errors, labels, seg.mask, batch, active_classes)
-    return _reduce(loss, active, reduction)
+    return _reduce(loss, active, reduction, batch, input.ndim - 2)
