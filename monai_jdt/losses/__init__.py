@@ -2,4 +2,10 @@
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from monai_jdt.losses.overlap import CompatibleTverskyLoss, DiceSemimetricLoss, JaccardMetricLoss
+
+__all__ = [
+    "CompatibleTverskyLoss",
+    "DiceSemimetricLoss",
+    "JaccardMetricLoss",
+]

@@ -1,5 +1,15 @@
-"""Pure functional forms."""
+"""Pure functional forms of the losses."""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from monai_jdt.losses.functional.overlap import (
+    compatible_tversky_loss,
+    dice_semimetric_loss,
+    jaccard_metric_loss,
+)
+
+__all__ = [
+    "compatible_tversky_loss",
+    "dice_semimetric_loss",
+    "jaccard_metric_loss",
+]
