@@ -110,6 +110,23 @@ def _sigmoid_terms(
     return loss * w.view(1, -1, *([1] * (logits.ndim - 2))), float(w.sum())
 
 
+def _loss_and_denominator(
+    logits: torch.Tensor, seg: SegTarget, weight: torch.Tensor | None, binary: bool, include_background: bool
+) -> tuple[torch.Tensor, torch.Tensor | int | float]:
+    """The per-voxel (per-element) loss, 0 at excluded voxels, and the weight mass of the kept voxels."""
+    keep = seg.mask
+    if binary:
+        loss, mass_per_voxel = _sigmoid_terms(logits, seg, weight, include_background)
+        loss = _masked(loss, None if keep is None else keep.unsqueeze(1))
+        count = loss[:, 0].numel() if keep is None else keep.sum()
+        return loss, count * mass_per_voxel
+    loss, mass = _softmax_terms(logits, seg, weight)
+    loss = _masked(loss, keep)
+    if mass is None:
+        return loss, loss.numel() if keep is None else keep.sum()
+    return loss, _masked(mass, keep).sum()
+
+
 def soft_cross_entropy(
     input: torch.Tensor,
     target: torch.Tensor,
@@ -173,19 +190,8 @@ def soft_cross_entropy(
             "class (use ignore_index to exclude voxels), got include_background=False with sigmoid=False"
         )
     logits = input.float() if input.dtype in (torch.float16, torch.bfloat16) else input
-    keep = seg.mask
-    if binary:
-        loss, mass_per_voxel = _sigmoid_terms(logits, seg, weight, include_background)
-        loss = _masked(loss, None if keep is None else keep.unsqueeze(1))
-        count = loss[:, 0].numel() if keep is None else keep.sum()
-        denominator = count * mass_per_voxel
-    else:
-        loss, mass = _softmax_terms(logits, seg, weight)
-        loss = _masked(loss, keep)
-        if mass is None:
-            denominator = loss.numel() if keep is None else keep.sum()
-        else:
-            denominator = _masked(mass, keep).sum()
+    with torch.autocast(device_type=logits.device.type, enabled=False):  # computed in float32 or wider
+        loss, denominator = _loss_and_denominator(logits, seg, weight, binary, include_background)
     if reduction == "none":
         return loss
     total = loss.sum()
