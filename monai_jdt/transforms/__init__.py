@@ -1,5 +1,49 @@
-"""Soft-label sources as MONAI transforms: boundary label smoothing, label smoothing, multi-rater fusion."""
+"""Soft-label sources as MONAI transforms: boundary label smoothing, label smoothing, multi-rater fusion.
+
+Array transforms take one channel-first image; dictionary transforms (``...d`` with ``...D``/``...Dict`` aliases,
+like MONAI) work on a data dict. Pure batched functional forms live in :mod:`monai_jdt.transforms.functional`.
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from monai_jdt.transforms.boundary_label_smoothing import (
+    BoundaryLabelSmoothing,
+    BoundaryLabelSmoothingD,
+    BoundaryLabelSmoothingd,
+    BoundaryLabelSmoothingDict,
+)
+from monai_jdt.transforms.functional import boundary_label_smoothing, boundary_mask, fuse_raters, label_smoothing
+from monai_jdt.transforms.fuse_raters import (
+    FuseRaters,
+    FuseRatersD,
+    FuseRatersd,
+    FuseRatersDict,
+    RandFuseRaters,
+    RandFuseRatersD,
+    RandFuseRatersd,
+    RandFuseRatersDict,
+)
+from monai_jdt.transforms.label_smoothing import LabelSmoothing, LabelSmoothingD, LabelSmoothingd, LabelSmoothingDict
+
+__all__ = [
+    "BoundaryLabelSmoothing",
+    "BoundaryLabelSmoothingD",
+    "BoundaryLabelSmoothingDict",
+    "BoundaryLabelSmoothingd",
+    "FuseRaters",
+    "FuseRatersD",
+    "FuseRatersDict",
+    "FuseRatersd",
+    "LabelSmoothing",
+    "LabelSmoothingD",
+    "LabelSmoothingDict",
+    "LabelSmoothingd",
+    "RandFuseRaters",
+    "RandFuseRatersD",
+    "RandFuseRatersDict",
+    "RandFuseRatersd",
+    "boundary_label_smoothing",
+    "boundary_mask",
+    "fuse_raters",
+    "label_smoothing",
+]
