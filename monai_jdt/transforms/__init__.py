@@ -6,14 +6,14 @@ like MONAI) work on a data dict. Pure batched functional forms live in :mod:`mon
 
 from __future__ import annotations
 
-from monai_jdt.transforms.boundary_label_smoothing import (
+from monai_jdt.transforms.boundary_smoothing import (
     BoundaryLabelSmoothing,
     BoundaryLabelSmoothingD,
     BoundaryLabelSmoothingd,
     BoundaryLabelSmoothingDict,
 )
 from monai_jdt.transforms.functional import boundary_label_smoothing, boundary_mask, fuse_raters, label_smoothing
-from monai_jdt.transforms.fuse_raters import (
+from monai_jdt.transforms.rater_fusion import (
     FuseRaters,
     FuseRatersD,
     FuseRatersd,
@@ -23,7 +23,7 @@ from monai_jdt.transforms.fuse_raters import (
     RandFuseRatersd,
     RandFuseRatersDict,
 )
-from monai_jdt.transforms.label_smoothing import LabelSmoothing, LabelSmoothingD, LabelSmoothingd, LabelSmoothingDict
+from monai_jdt.transforms.uniform_smoothing import LabelSmoothing, LabelSmoothingD, LabelSmoothingd, LabelSmoothingDict
 
 __all__ = [
     "BoundaryLabelSmoothing",

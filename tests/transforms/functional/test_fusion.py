@@ -98,7 +98,9 @@ def test_staple_multiclass_equals_simpleitk_one_hot() -> None:
     truth = np.zeros((10, 10), np.uint8)
     truth[2:8, 2:5] = 1
     truth[2:8, 5:9] = 2
-    raters = np.stack([np.where(rng.random(truth.shape) < 0.15, rng.integers(0, 3, truth.shape), truth) for _ in range(3)])
+    raters = np.stack(
+        [np.where(rng.random(truth.shape) < 0.15, rng.integers(0, 3, truth.shape), truth) for _ in range(3)]
+    )
     raters = raters.astype(np.uint8)
     direct = sitk.GetArrayFromImage(sitk.MultiLabelSTAPLE([sitk.GetImageFromArray(a) for a in raters], 3))
     out = fuse_raters(torch.from_numpy(raters), "staple", num_classes=3).numpy()

@@ -64,7 +64,9 @@ def test_equals_scipy_reference(spatial: tuple[int, ...], kernel: int, ignore: i
     coarse = rng.integers(0, 4, [max(s // 3, 1) for s in spatial])
     lab = ndimage.zoom(coarse, [s / c for s, c in zip(spatial, coarse.shape)], order=0)
     eps = 0.35
-    out = boundary_label_smoothing(torch.from_numpy(lab)[None, None], 3 if ignore else 4, eps, kernel, ignore_index=ignore)
+    out = boundary_label_smoothing(
+        torch.from_numpy(lab)[None, None], 3 if ignore else 4, eps, kernel, ignore_index=ignore
+    )
     expected = scipy_bls(lab, 3 if ignore else 4, eps, [kernel] * len(spatial), ignore)
     np.testing.assert_allclose(out[0].numpy(), expected, rtol=0, atol=1e-6)
 
@@ -92,9 +94,9 @@ def test_dense_one_hot_equals_index_input() -> None:
 
 
 def test_dense_soft_input_boundary_from_argmax() -> None:
-    soft = torch.tensor(
-        [[[0.9, 0.8, 0.3, 0.1, 0.0]], [[0.1, 0.2, 0.7, 0.9, 0.0]]]
-    )[None]  # (1, 2, 1, 5); last voxel all zero = ignored
+    soft = torch.tensor([[[0.9, 0.8, 0.3, 0.1, 0.0]], [[0.1, 0.2, 0.7, 0.9, 0.0]]])[
+        None
+    ]  # (1, 2, 1, 5); last voxel all zero = ignored
     out = boundary_label_smoothing(soft, 2, epsilon=0.5)[0]
     # argmax: 0 0 1 1 (ignored): boundary at columns 1 and 2 only
     expected = soft[0].clone()
