@@ -9,6 +9,7 @@ from monai.losses import DiceLoss
 
 from monai_jdt.losses.compound import DiceSemimetricCELoss, JaccardMetricCELoss
 from monai_jdt.losses.functional.compound import ce_overlap_loss, dice_semimetric_ce_loss, jaccard_metric_ce_loss
+from monai_jdt.losses.lovasz import LovaszSoftmaxLoss
 from monai_jdt.utils.errors import ShapeError
 
 COMPOUNDS = [
@@ -207,3 +208,19 @@ def test_errors_have_clear_messages() -> None:
         JaccardMetricCELoss()(torch.randn(2, 3, 4, 4), torch.rand(2, 2, 4, 4))
     with pytest.raises(ValueError, match=r"class indices must be in \[0, 3\)"):
         DiceSemimetricCELoss(to_onehot_y=True)(torch.randn(1, 3, 4), torch.full((1, 1, 4), 3))
+
+
+@pytest.mark.slow
+def test_torch_compile_of_compound_and_lovasz_modules() -> None:
+    logits = torch.randn(2, 3, 6, 6, 6)
+    index = torch.randint(0, 3, (2, 1, 6, 6, 6))
+    for module in (DiceSemimetricCELoss(to_onehot_y=True), LovaszSoftmaxLoss(softmax=True, to_onehot_y=True)):
+        compiled = torch.compile(module)
+        x = logits.clone().requires_grad_()
+        value = compiled(x, index)
+        value.backward()
+        expected_x = logits.clone().requires_grad_()
+        expected = module(expected_x, index)
+        expected.backward()
+        torch.testing.assert_close(value, expected)
+        torch.testing.assert_close(x.grad, expected_x.grad)
