@@ -15,8 +15,10 @@ The backward receives ``dL/dP`` and ``dL/dD`` (``B, C``) and uses ``d|s - y|/ds 
     h = m (dL/dP + dL/dD sign(s - y)),    dL/dz = s h - s sum_c (s h)       (softmax Jacobian-vector product)
 
 written block by block into the saved softmax buffer, which is returned as the gradient: the whole function
-needs one volume-sized buffer. Because that buffer is consumed, a second backward through the same graph raises
-a ``RuntimeError`` (use ``fused=False`` to back-propagate twice, or for double backward).
+needs one volume-sized buffer. When the backward keeps the graph (``retain_graph=True``, as ``gradcheck`` does)
+the gradient goes to a copy instead, so the graph can be back-propagated again; on a torch that cannot report
+``retain_graph``, a second backward raises a ``RuntimeError``. Double backward is not supported
+(``fused=False`` allows it).
 
 Only plain torch operations are used, so the same code runs on CUDA (with larger blocks).
 """
@@ -36,8 +38,8 @@ CUDA_BLOCK_ELEMENTS = 1 << 26
 
 _SECOND_BACKWARD = (
     "the fused soft-label overlap loss (softmax=True, ord=1) writes its gradient into its saved softmax buffer, "
-    "so its graph can be back-propagated only once; recompute the loss, or build it with fused=False to call "
-    "backward twice (retain_graph=True) or to differentiate the gradient"
+    "and this torch cannot tell whether retain_graph was requested, so the graph can be back-propagated only once; "
+    "recompute the loss, or build it with fused=False to call backward twice"
 )
 
 
@@ -128,6 +130,12 @@ def _backward_blocks(blocks: _Blocks, grad_pred: torch.Tensor, grad_diff: torch.
     return probs
 
 
+def _graph_is_kept() -> bool:
+    """Whether the running backward keeps the graph (``retain_graph=True``); ``False`` if torch cannot tell."""
+    keep_graph = getattr(torch._C._autograd, "_get_current_graph_task_keep_graph", None)
+    return bool(keep_graph()) if keep_graph is not None else False
+
+
 class FusedSoftmaxCardinalities(torch.autograd.Function):
     """``(P, G, D, target_max, pred_max)`` of ``softmax(logits, 1)``; see the module docstring."""
 
@@ -153,8 +161,11 @@ class FusedSoftmaxCardinalities(torch.autograd.Function):
     def backward(ctx: Any, grad_pred: torch.Tensor | None, *grads: torch.Tensor | None) -> tuple[Any, ...]:
         if ctx.consumed:
             raise RuntimeError(_SECOND_BACKWARD)
-        ctx.consumed = True
         probs, dense, label, mask = ctx.saved_tensors
+        if _graph_is_kept():
+            probs = probs.clone()  # retain_graph=True: keep the saved buffer intact for the next backward
+        else:
+            ctx.consumed = True
         grad_diff = grads[1]
         zeros = torch.zeros(probs.shape[:2], dtype=torch.float64, device=probs.device)
         grad_pred = zeros if grad_pred is None else grad_pred
