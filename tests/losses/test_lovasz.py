@@ -354,3 +354,5 @@ def test_errors_have_clear_messages() -> None:
         lovasz_hinge_loss(x, index, torch.ones(2, 1, 4, 3, dtype=torch.bool), to_onehot_y=True)
     with pytest.raises(ValueError, match=r"class indices must be in \[0, 3\)"):
         lovasz_softmax_loss(x, index + 1, to_onehot_y=True)
+    with pytest.raises(ShapeError, match="other_act must return a tensor of the input's shape"):
+        lovasz_softmax_loss(x, index, to_onehot_y=True, other_act=lambda z: z[:, :2])

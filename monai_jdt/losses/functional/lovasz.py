@@ -124,7 +124,11 @@ def _activate(
             return input
         return torch.softmax(input, dim=1)
     if other_act is not None:
-        return other_act(input)
+        out = other_act(input)
+        if not isinstance(out, torch.Tensor) or out.shape != input.shape:
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ShapeError(f"other_act must return a tensor of the input's shape {tuple(input.shape)}, got {got}")
+        return out
     lo, hi = torch.aminmax(input.detach())
     if float(lo) < 0 or float(hi) > 1 or bool(torch.isnan(lo)):
         raise ValueError(
