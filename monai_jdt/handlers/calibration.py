@@ -64,6 +64,8 @@ class CalibrationHandler(FigureMetricHandler):
             spacing=spacing,
             prob_tolerance=prob_tolerance,
         )
-        super().__init__(metric, figure, CALIBRATION_FIGURES, output_transform=output_transform, empty_value=empty_value)
+        super().__init__(
+            metric, figure, CALIBRATION_FIGURES, output_transform=output_transform, empty_value=empty_value
+        )
         if self.figure == "bece" and not metric.has_band:
             raise ValueError("figure='bece' needs a boundary band: pass boundary_kernel_size or boundary_radius_mm")

@@ -76,5 +76,7 @@ class FineGrainedOverlapHandler(FigureMetricHandler):
         if self.class_id is None:
             return result[self.figure]
         if self.class_id not in result["per_class"]:
-            raise ValueError(f"class_id must be one of the evaluated classes {list(result['per_class'])}, got {self.class_id}")
+            raise ValueError(
+                f"class_id must be one of the evaluated classes {list(result['per_class'])}, got {self.class_id}"
+            )
         return result["per_class"][self.class_id][self.figure]

@@ -86,7 +86,9 @@ class CalibrationMetric(CumulativeIterationMetric):
         if boundary_kernel_size is not None and boundary_radius_mm is not None:
             raise ValueError("pass boundary_kernel_size or boundary_radius_mm, not both")
         if spacing is not None and boundary_radius_mm is None:
-            raise ValueError("spacing is only used with boundary_radius_mm; pass boundary_radius_mm or leave spacing=None")
+            raise ValueError(
+                "spacing is only used with boundary_radius_mm; pass boundary_radius_mm or leave spacing=None"
+            )
         self.boundary_kernel_size = boundary_kernel_size
         self.boundary_radius_mm = boundary_radius_mm
         self.spacing = spacing
@@ -139,7 +141,9 @@ class CalibrationMetric(CumulativeIterationMetric):
             prob_tolerance=self.prob_tolerance,
         )
         if self._class_ids is not None and stats.class_ids != self._class_ids:
-            raise ShapeError(f"every batch must have the same classes {list(self._class_ids)}, got {list(stats.class_ids)}")
+            raise ShapeError(
+                f"every batch must have the same classes {list(self._class_ids)}, got {list(stats.class_ids)}"
+            )
         self._class_ids = stats.class_ids
         return stats.pack()
 

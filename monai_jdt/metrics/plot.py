@@ -43,7 +43,9 @@ def reliability_table(
     which: str | int = "top",
     **kwargs: Any,
 ) -> dict[str, Any]:
-    """The dataset-level reliability table of ``source`` (see :func:`~monai_jdt.metrics.functional.calibration.reliability_bins`).
+    """The dataset-level reliability table of ``source``.
+
+    See :func:`~monai_jdt.metrics.functional.calibration.reliability_bins` for its layout.
 
     Args:
         source: a :class:`~monai_jdt.metrics.CalibrationMetric` that has seen data, its statistics, a table
@@ -89,10 +91,21 @@ def _draw(table: Mapping[str, Any], title: str | None, dpi: int, path: Path) -> 
     canvas_cls(fig)
     top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     top.bar(centres, acc, width=width, edgecolor="black", color="#4878d0", label="accuracy")
-    top.bar(centres, gaps, bottom=acc, width=width, edgecolor="#d65f5f", color="#d65f5f", alpha=0.35, hatch="//",
-            label="gap (confidence - accuracy)")
+    top.bar(
+        centres,
+        gaps,
+        bottom=acc,
+        width=width,
+        edgecolor="#d65f5f",
+        color="#d65f5f",
+        alpha=0.35,
+        hatch="//",
+        label="gap (confidence - accuracy)",
+    )
     top.plot([0, 1], [0, 1], "--", color="gray", label="perfect calibration")
-    top.plot([c for c, _ in filled], [v for _, v in filled], "o", color="#d65f5f", markersize=3, label="mean confidence")
+    top.plot(
+        [c for c, _ in filled], [v for _, v in filled], "o", color="#d65f5f", markersize=3, label="mean confidence"
+    )
     top.set_xlim(0, 1)
     top.set_ylim(0, 1)
     top.set_ylabel("accuracy")
@@ -148,7 +161,8 @@ def plot_reliability(
     Example:
         >>> import tempfile, pathlib
         >>> probs = torch.tensor([[[[0.9, 0.3]], [[0.1, 0.7]]]])
-        >>> out = plot_reliability(probs, pathlib.Path(tempfile.mkdtemp()) / "rel.png", torch.tensor([[[[0, 0]]]]), n_bins=4)
+        >>> png = pathlib.Path(tempfile.mkdtemp()) / "rel.png"
+        >>> out = plot_reliability(probs, png, torch.tensor([[[[0, 0]]]]), n_bins=4)
         >>> sorted(out), out["png"].read_bytes()[:4]
         (['csv', 'json', 'png'], b'\\x89PNG')
     """

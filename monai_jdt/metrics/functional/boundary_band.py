@@ -56,7 +56,7 @@ def reference_band(
     if seg.index is not None:
         labels = seg.index
     else:
-        assert seg.dense is not None  # noqa: S101
+        assert seg.dense is not None
         labels = (seg.dense[:, 0] >= 0.5).long() if probs.shape[1] == 1 else seg.dense.argmax(dim=1)
     if seg.mask is not None:
         labels = torch.where(seg.mask, labels, torch.full_like(labels, _IGNORED))

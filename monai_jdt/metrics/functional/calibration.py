@@ -139,9 +139,17 @@ def reliability_bins(stats: CalibrationStatistics, which: str | int = "top") -> 
         conf = sconf / cnt if cnt > 0 else None
         acc = sacc / cnt if cnt > 0 else None
         gap = acc - conf if cnt > 0 else None
-        rows.append({"lower": k / n, "upper": (k + 1) / n, "count": cnt, "confidence": conf, "accuracy": acc, "gap": gap})
+        rows.append(
+            {"lower": k / n, "upper": (k + 1) / n, "count": cnt, "confidence": conf, "accuracy": acc, "gap": gap}
+        )
     ok = bool(defined)
-    return {"which": which, "n_bins": n, "ece": float(ece) if ok else None, "mce": float(mce) if ok else None, "bins": rows}
+    return {
+        "which": which,
+        "n_bins": n,
+        "ece": float(ece) if ok else None,
+        "mce": float(mce) if ok else None,
+        "bins": rows,
+    }
 
 
 def calibration_errors(

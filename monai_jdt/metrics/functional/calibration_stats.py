@@ -238,7 +238,7 @@ def calibration_statistics(
     batch = probs.shape[0]
     p, y_index, y_dense = probs, None, seg.dense
     if probs.shape[1] == 1:
-        assert y_dense is not None  # noqa: S101  (C == 1 targets are always dense)
+        assert y_dense is not None  # C == 1 targets are always dense
         p, y_dense = _binary_to_two_class(probs, y_dense)
     classes = p.shape[1]
     p = p.reshape(batch, classes, -1)

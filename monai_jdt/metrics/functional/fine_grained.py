@@ -136,7 +136,12 @@ def fine_grained_from_counts(
         "class_worst": _mean_defined(class_worsts),
         "n_images": int(image_values.numel()),
         "per_class": {
-            cid: {"dataset": dataset_pc[j], "class": class_means[j], "class_worst": class_worsts[j], "n_images": class_counts[j]}
+            cid: {
+                "dataset": dataset_pc[j],
+                "class": class_means[j],
+                "class_worst": class_worsts[j],
+                "n_images": class_counts[j],
+            }
             for j, cid in enumerate(class_ids)
         },
     }

@@ -35,7 +35,9 @@ def as_prediction(pred: torch.Tensor, name: str = "pred") -> torch.Tensor:
     if pred.dtype.is_complex:
         raise TypeError(f"{name} must be a real tensor, got dtype {pred.dtype}")
     if pred.ndim < 3:
-        raise ShapeError(f"{name} must have shape (B, C, *spatial) with at least one spatial dim, got {tuple(pred.shape)}")
+        raise ShapeError(
+            f"{name} must have shape (B, C, *spatial) with at least one spatial dim, got {tuple(pred.shape)}"
+        )
     if pred.dtype not in (torch.float32, torch.float64):
         pred = pred.float()
     return pred

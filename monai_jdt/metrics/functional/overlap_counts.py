@@ -120,7 +120,9 @@ def _binary_counts(
 
 def _resolve_against(labels: torch.Tensor, num_classes: int, target: torch.Tensor, ignore_index, mask) -> SegTarget:
     # a zero-stride stand-in with the prediction's (B, C, *spatial) shape: prepare_target only reads shape and dtype
-    like = torch.zeros((), dtype=torch.float32, device=labels.device).expand(labels.shape[0], num_classes, *labels.shape[1:])
+    like = torch.zeros((), dtype=torch.float32, device=labels.device).expand(
+        labels.shape[0], num_classes, *labels.shape[1:]
+    )
     return resolve_target(like, target, ignore_index=ignore_index, mask=mask)
 
 
@@ -179,12 +181,12 @@ def overlap_counts(
     batch = labels.shape[0]
     flat_labels, valid = _flat(labels, batch), _flat(seg.mask, batch)
     if n_cls == 1:
-        assert seg.dense is not None  # noqa: S101  (C == 1 targets are always dense)
+        assert seg.dense is not None  # C == 1 targets are always dense
         return _binary_counts(flat_labels, _flat(seg.dense[:, 0], batch), valid, presence_threshold)
     if seg.index is not None:
         rows = _counts_index(flat_labels, _flat(seg.index, batch), valid, n_cls)
     else:
-        assert seg.dense is not None  # noqa: S101
+        assert seg.dense is not None
         rows = _counts_dense(flat_labels, seg.dense.reshape(batch, n_cls, -1), valid, presence_threshold)
     weight = None if valid is None else valid.to(torch.float64)
     pred_sum = _bincount_bc(flat_labels, weight, n_cls)
