@@ -123,4 +123,3 @@ def classic_soft_jaccard(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """``1 - sum xy / (sum x + sum y - sum xy)`` per (image, class), then the mean."""
     inter = (x * y).sum(-1)
     return (1 - inter / (x.sum(-1) + y.sum(-1) - inter)).mean()
-

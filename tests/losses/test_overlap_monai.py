@@ -79,9 +79,10 @@ def _compare(kind, x, target, fused_values=(True, False), **kw):
         if v1.shape != v2.shape:  # MONAI's TverskyLoss gives (B, C) for reduction="none"
             assert v1.numel() == v2.numel()
             v1 = v1.reshape(v2.shape)
-        torch.testing.assert_close(v1, v2, rtol=RTOL, atol=1e-12, msg=lambda m: f"value {kind} {kw} fused={fused}: {m}")
+        where = f"{kind} {kw} fused={fused}"
+        torch.testing.assert_close(v1, v2, rtol=RTOL, atol=1e-12, msg=lambda m, w=where: f"value {w}: {m}")
         atol = 1e-9 * float(g2.abs().max())  # elements that cancel to ~0 are compared at the gradient's scale
-        torch.testing.assert_close(g1, g2, rtol=RTOL, atol=atol, msg=lambda m: f"grad {kind} {kw} fused={fused}: {m}")
+        torch.testing.assert_close(g1, g2, rtol=RTOL, atol=atol, msg=lambda m, w=where: f"grad {w}: {m}")
 
 
 _SMOOTH = [(1e-5, 1e-5), (0.5, 1.0), (0.0, 1e-3)]
@@ -106,9 +107,7 @@ def test_equals_monai(kind, target_kind, activation, batch, reduction):
 
 
 @pytest.mark.parametrize("kind", ["dml", "jml", "ctl"])
-@pytest.mark.parametrize(
-    ("target_kind", "ignore_index"), [("index", 1), ("index", 255), ("onehot", 2), ("onehot", -1)]
-)
+@pytest.mark.parametrize(("target_kind", "ignore_index"), [("index", 1), ("index", 255), ("onehot", 2), ("onehot", -1)])
 def test_equals_monai_ignore_index(kind, target_kind, ignore_index):
     x, target = _inputs("softmax", target_kind)
     if target_kind == "index" and ignore_index == 255:
