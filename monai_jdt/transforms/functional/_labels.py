@@ -32,7 +32,8 @@ class ParsedLabels:
     """Validated labels.
 
     Attributes:
-        index: ``(B, *spatial)`` class indices (int64), ignored voxels hold 0; ``None`` for dense labels.
+        index: ``(B, *spatial)`` class indices (uint8 for ``C <= 255``, else int64), ignored voxels hold 0;
+            ``None`` for dense labels.
         dense: ``(B, C, *spatial)`` floating one-hot/soft labels; ``None`` for index maps.
         valid: ``(B, *spatial)`` bool, ``False`` at ignored voxels; ``None`` when no voxel is ignored.
         num_classes: ``C``.
@@ -45,10 +46,14 @@ class ParsedLabels:
 
     def hard(self) -> tuple[torch.Tensor, int | None]:
         """Class index per voxel (argmax of dense labels, lowest index on ties) and the ignore sentinel used."""
-        index = self.index if self.index is not None else torch.argmax(self.dense, dim=1)  # type: ignore[arg-type]
+        if self.index is not None:
+            index = self.index
+        else:
+            index = torch.argmax(self.dense, dim=1).to(_index_dtype(self.num_classes))  # type: ignore[arg-type]
         if self.valid is None:
             return index, None
-        return index.masked_fill(~self.valid, -1), -1
+        sentinel = 255 if index.dtype == torch.uint8 else -1
+        return index.masked_fill(~self.valid, sentinel), sentinel
 
 
 def _check_ignore_index(ignore_index: int | None) -> None:
@@ -56,21 +61,30 @@ def _check_ignore_index(ignore_index: int | None) -> None:
         raise TypeError(f"ignore_index must be an int or None, got {type(ignore_index).__name__} {ignore_index!r}")
 
 
+def _index_dtype(num_classes: int) -> torch.dtype:
+    """uint8 (8x less memory traffic than int64) while 255 stays free as the ignore sentinel of :meth:`hard`."""
+    return torch.uint8 if num_classes <= 255 else torch.int64
+
+
 def _parse_index(labels: torch.Tensor, num_classes: int, ignore_index: int | None) -> ParsedLabels:
-    index = _check_integer_labels(labels[:, 0])
+    raw = _check_integer_labels(labels[:, 0])
     valid = None
     if ignore_index is not None:
-        valid = index != ignore_index
+        valid = raw != ignore_index
         if bool(valid.all()):
             valid = None
-    index = index.to(torch.int64)
-    if valid is not None:
-        index = index.masked_fill(~valid, 0)
-    lo, hi = torch.aminmax(index)
+    lo, hi = torch.aminmax(raw)
     if int(lo) < 0 or int(hi) >= num_classes:
-        bad = torch.unique(index[(index < 0) | (index >= num_classes)])[:8].tolist()
-        extra = "" if ignore_index is None else f" or equal to ignore_index={ignore_index}"
-        raise ValueError(f"labels must hold class indices in [0, {num_classes}){extra}, got values {bad}")
+        bad = (raw < 0) | (raw >= num_classes)
+        if valid is not None:
+            bad &= valid
+        if bool(bad.any()):
+            values = torch.unique(raw[bad])[:8].tolist()
+            extra = "" if ignore_index is None else f" or equal to ignore_index={ignore_index}"
+            raise ValueError(f"labels must hold class indices in [0, {num_classes}){extra}, got values {values}")
+    index = raw.to(_index_dtype(num_classes))
+    if valid is not None:
+        index = index.masked_fill(~valid, 0)  # the ignored values may not fit the compact dtype
     return ParsedLabels(index=index, dense=None, valid=valid, num_classes=num_classes)
 
 

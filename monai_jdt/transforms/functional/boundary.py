@@ -187,28 +187,49 @@ def _check_integer_labels(labels: torch.Tensor) -> torch.Tensor:
     return labels
 
 
+def _valid_range(labels: torch.Tensor, valid: torch.Tensor) -> tuple[int, int]:
+    lo = torch.where(valid, labels, labels.max()).min()
+    hi = torch.where(valid, labels, labels.min()).max()
+    return int(lo), int(hi)
+
+
+def _to_uint8_inner(labels: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
+    """Valid labels in ``[lo, hi]`` (``hi - lo <= 253``) mapped in order into ``1..254`` as uint8, cheapest first."""
+    if 1 <= lo and hi <= 254:
+        return labels if labels.dtype == torch.uint8 else labels.to(torch.uint8)
+    if 0 <= lo and hi <= 253:
+        return labels.to(torch.uint8) + 1
+    return (labels - lo).to(torch.uint8) + 1
+
+
 def _working_pair(labels: torch.Tensor, valid: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor] | None:
     """Labels prepared for the max and the min filter: ignored voxels hold the identity of each filter.
 
-    Labels whose valid range spans at most 254 values are shifted into ``1..254`` as uint8 (8x less memory
-    traffic than int64); others use int64 with the int64 extremes as identities. ``None``: no valid voxel.
+    Labels whose valid range spans at most 254 values become uint8 in ``1..254`` (8x less memory traffic than
+    int64; without ignored voxels any range inside ``0..255`` is kept as is); others use int64 with the int64
+    extremes as identities. ``None``: no valid voxel. The values of ignored voxels are overwritten, so their
+    conversion does not matter.
     """
     if valid is None:
-        lo, hi = torch.aminmax(labels)
-    else:
-        if not bool(valid.any()):
-            return None
-        lo = torch.where(valid, labels, labels.max()).min()
-        hi = torch.where(valid, labels, labels.min()).max()
-    if float(hi) - float(lo) <= 253:
-        work = (labels - lo).to(torch.uint8) + 1
+        lo_t, hi_t = torch.aminmax(labels)
+        lo, hi = int(lo_t), int(hi_t)
+        if 0 <= lo and hi <= 255:
+            work = labels if labels.dtype == torch.uint8 else labels.to(torch.uint8)
+        elif hi - lo <= 255:
+            work = (labels - lo).to(torch.uint8)
+        else:
+            work = labels.to(torch.int64)
+        return work, work
+    if not bool(valid.any()):
+        return None
+    lo, hi = _valid_range(labels, valid)
+    if hi - lo <= 253:
+        work = _to_uint8_inner(labels, lo, hi)
         low_id, high_id = 0, 255
     else:
         work = labels.to(torch.int64)
         info = torch.iinfo(torch.int64)
         low_id, high_id = info.min, info.max
-    if valid is None:
-        return work, work
     return work.masked_fill(~valid, low_id), work.masked_fill(~valid, high_id)
 
 

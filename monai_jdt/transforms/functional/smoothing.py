@@ -42,15 +42,16 @@ def _smooth_index(parsed: ParsedLabels, epsilon: float, where: torch.Tensor | No
     assert index is not None
     c = parsed.num_classes
     high, low = 1.0 - epsilon + epsilon / c, epsilon / c
-    if where is None:
-        on: torch.Tensor | float = high
-        off: torch.Tensor | float = low
-    else:
-        on = torch.where(where, high, 1.0).to(dtype)
-        off = torch.where(where, low, 0.0).to(dtype)
     out = torch.empty((index.shape[0], c, *index.shape[1:]), dtype=dtype, device=index.device)
-    for k in range(c):
-        out[:, k] = torch.where(index == k, on, off)
+    if where is None:
+        out.fill_(low)
+        for k in range(c):
+            out[:, k].masked_fill_(index == k, high)
+    else:
+        on = torch.ones(where.shape, dtype=dtype, device=index.device).masked_fill_(where, high)
+        off = torch.zeros(where.shape, dtype=dtype, device=index.device).masked_fill_(where, low)
+        for k in range(c):
+            torch.where(index == k, on, off, out=out[:, k])
     if parsed.valid is not None:
         out.masked_fill_(~parsed.valid.unsqueeze(1), 0.0)
     return out
