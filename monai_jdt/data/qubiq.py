@@ -236,6 +236,8 @@ def qubiq_datalist(
     problems = Problems()
     cases = [(d, *_read_case(d, problems, check_headers, check_affine)) for d in case_dirs]
     all_subtasks = sorted({s for _, _, raters in cases for s in raters})
+    if not all_subtasks:
+        problems.missing.append(f"{split_dir}/<case>/task01_seg01.nii[.gz] (no rater mask in any case folder)")
     for case_dir, _, raters in cases:
         problems.missing += [f"{case_dir}/task{s:02d}_seg01.nii[.gz] (no rater mask of sub-task {s})"
                              for s in all_subtasks if not raters.get(s)]

@@ -97,3 +97,12 @@ def test_bad_input_gives_one_line_and_status_1(tmp_path: Path, capsys: pytest.Ca
     assert main([a.format(tmp=tmp_path) for a in argv]) == 1
     err = capsys.readouterr().err
     assert err.startswith(message) and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_progress_bar_when_enabled(capsys: pytest.CaptureFixture[str]) -> None:
+    from monai_jdt.data._progress import progress
+
+    assert list(progress(range(3), total=3, desc="writing", enabled=True)) == [0, 1, 2]
+    assert "writing" in capsys.readouterr().err
+    assert list(progress(range(3), total=3, desc="quiet", enabled=False)) == [0, 1, 2]
+    assert "quiet" not in capsys.readouterr().err

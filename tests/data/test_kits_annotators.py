@@ -105,3 +105,16 @@ def test_file_errors(kits_roots: dict[str, Path], tmp_path: Path) -> None:
         LoadKiTSAnnotators()(files[0])
     with pytest.raises(ValueError, match=r"output_keys must have one key per key \(1\), got \['a', 'b'\]"):
         LoadKiTSAnnotatorsd("instances", output_keys=["a", "b"])
+
+
+def test_maps_fuse_into_a_soft_label(kits_roots: dict[str, Path]) -> None:
+    from monai_jdt.transforms import FuseRatersd
+
+    entry = kits_datalist(kits_roots["kits23"], "kits23", folds=None)[1]
+    pipeline = Compose([LoadImaged("image", image_only=True), LoadKiTSAnnotatorsd("instances", "annotators"),
+                        FuseRatersd("annotators", output_key="soft", method="mean", num_classes=4)])
+    out = pipeline(entry)
+    maps = out["annotators"].long()
+    expected = torch.stack([(maps == c).float().mean(0) for c in range(4)])  # per-class share of the annotators
+    torch.testing.assert_close(out["soft"].as_tensor(), expected)
+    torch.testing.assert_close(out["soft"].affine, out["image"].affine)

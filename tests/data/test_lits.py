@@ -81,3 +81,13 @@ def test_folder_errors(tmp_path: Path) -> None:
         lits_datalist(tmp_path, split="test")
     with pytest.raises(ValueError, match="split must be one of 'training', 'test', got 'validation'"):
         lits_datalist(tmp_path, split="validation")
+
+
+def test_header_checks_read_no_voxels(tmp_path: Path) -> None:
+    write_nifti(tmp_path / "volume-0.nii", np.zeros((16, 16, 8), np.int16))
+    seg = write_nifti(tmp_path / "segmentation-0.nii", np.zeros((16, 16, 8), np.uint8))
+    header_bytes = nib.load(seg).dataobj.offset  # 352: the header and its extension flag
+    seg.write_bytes(seg.read_bytes()[:header_bytes])  # keep the header, drop every voxel
+    with pytest.raises(Exception):  # noqa: B017  (nibabel's error type for truncated data is not part of its API)
+        nib.load(seg).get_fdata()
+    assert lits_datalist(tmp_path, folds=None)[0]["label"] == str(seg)

@@ -168,3 +168,9 @@ def test_folder_errors(tmp_path: Path) -> None:
         qubiq_datalist(tmp_path, "kidney")
     with pytest.raises(FileNotFoundError, match=r"prostate/Training holds no case folder"):
         qubiq_datalist(tmp_path, "prostate")
+
+
+def test_split_without_any_mask(tmp_path: Path) -> None:
+    write_nifti(tmp_path / "kidney" / "Validation" / "case01" / "image.nii.gz", np.zeros((4, 4), np.float32))
+    with pytest.raises(FileNotFoundError, match=r"Validation/<case>/task01_seg01.nii\[.gz\] \(no rater mask"):
+        qubiq_datalist(tmp_path, "kidney", split="validation")

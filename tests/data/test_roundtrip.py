@@ -108,3 +108,13 @@ def test_monai_itk_reader(lits_root: Path, kits_roots: dict[str, Path]) -> None:
         for key in ("image", "label"):
             torch.testing.assert_close(itk_out[key].as_tensor(), nib_out[key].as_tensor())
             torch.testing.assert_close(itk_out[key].affine, nib_out[key].affine, atol=1e-4, rtol=0)
+
+
+def test_qubiq_raters_fuse_into_a_soft_label(qubiq_root: Path) -> None:
+    from monai_jdt.transforms import FuseRatersd
+
+    entry = qubiq_datalist(qubiq_root, "kidney", folds=None)[0]
+    out = LoadImaged(["image", "raters"], image_only=True)(entry)
+    fused = FuseRatersd("raters", output_key="label", method="mean", num_classes=2)(out)["label"]
+    torch.testing.assert_close(fused[1], out["raters"].float().mean(0))  # foreground = share of raters
+    torch.testing.assert_close(fused[0] + fused[1], torch.ones_like(fused[0]))
