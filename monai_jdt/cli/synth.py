@@ -28,41 +28,90 @@ examples:
 """
 
 _ONLY = {
-    "task": ("qubiq",), "release": ("qubiq",), "validation_cases": ("qubiq",),
-    "edition": ("kits",), "annotations": ("kits",),
-    "test_cases": ("lits", "kits"), "no_batch_folders": ("lits",),
+    "task": ("qubiq",),
+    "release": ("qubiq",),
+    "validation_cases": ("qubiq",),
+    "edition": ("kits",),
+    "annotations": ("kits",),
+    "test_cases": ("lits", "kits"),
+    "no_batch_folders": ("lits",),
 }
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dataset", choices=("qubiq", "lits", "kits"), help="which data set layout to write")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created; files are overwritten)")
-    parser.add_argument("--cases", type=int, default=None, metavar="N",
-                        help="training cases (per task for qubiq); default qubiq 12, lits 6, kits 6")
-    parser.add_argument("--size", type=int, nargs="+", default=None, metavar="N",
-                        help="voxels: one value N (qubiq 2D: N x N; 3D: N x N x N/2) or one per axis "
-                             "(x y [z]); default 64 (3D: 64 64 32)")
+    parser.add_argument(
+        "--cases",
+        type=int,
+        default=None,
+        metavar="N",
+        help="training cases (per task for qubiq); default qubiq 12, lits 6, kits 6",
+    )
+    parser.add_argument(
+        "--size",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="N",
+        help="voxels: one value N (qubiq 2D: N x N; 3D: N x N x N/2) or one per axis "
+        "(x y [z]); default 64 (3D: 64 64 32)",
+    )
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
-    parser.add_argument("--task", nargs="+", default=None, metavar="TASK",
-                        help="qubiq only: brain-growth, brain-tumor, kidney, prostate, pancreas, pancreatic-lesion "
-                             "or all (default: the four 2D tasks)")
-    parser.add_argument("--release", choices=("2020", "2021"), default=None,
-                        help="qubiq only: folder names of this release (default 2021 if a pancreas task is asked)")
-    parser.add_argument("--validation-cases", type=int, default=None, metavar="N",
-                        help="qubiq only: cases per task in the validation folder (default 0)")
-    parser.add_argument("--edition", default=None, metavar="EDITION",
-                        help="kits only: kits19, kits21 or kits23 (default kits23)")
-    parser.add_argument("--annotations", type=int, default=None, metavar="N",
-                        help="kits only: annotations per kidney/tumour/cyst instance (default 3)")
-    parser.add_argument("--test-cases", type=int, default=None, metavar="N",
-                        help="lits/kits only: unlabelled test cases (default lits 1, kits 0)")
-    parser.add_argument("--no-batch-folders", action="store_true",
-                        help="lits only: write all cases into --out instead of the two 'Training Batch' folders")
+    parser.add_argument(
+        "--task",
+        nargs="+",
+        default=None,
+        metavar="TASK",
+        help="qubiq only: brain-growth, brain-tumor, kidney, prostate, pancreas, pancreatic-lesion "
+        "or all (default: the four 2D tasks)",
+    )
+    parser.add_argument(
+        "--release",
+        choices=("2020", "2021"),
+        default=None,
+        help="qubiq only: folder names of this release (default 2021 if a pancreas task is asked)",
+    )
+    parser.add_argument(
+        "--validation-cases",
+        type=int,
+        default=None,
+        metavar="N",
+        help="qubiq only: cases per task in the validation folder (default 0)",
+    )
+    parser.add_argument(
+        "--edition", default=None, metavar="EDITION", help="kits only: kits19, kits21 or kits23 (default kits23)"
+    )
+    parser.add_argument(
+        "--annotations",
+        type=int,
+        default=None,
+        metavar="N",
+        help="kits only: annotations per kidney/tumour/cyst instance (default 3)",
+    )
+    parser.add_argument(
+        "--test-cases",
+        type=int,
+        default=None,
+        metavar="N",
+        help="lits/kits only: unlabelled test cases (default lits 1, kits 0)",
+    )
+    parser.add_argument(
+        "--no-batch-folders",
+        action="store_true",
+        help="lits only: write all cases into --out instead of the two 'Training Batch' folders",
+    )
     compress = parser.add_mutually_exclusive_group()
-    compress.add_argument("--compress", dest="compress", action="store_true", default=None,
-                          help="write .nii.gz (default for qubiq and kits)")
-    compress.add_argument("--no-compress", dest="compress", action="store_false",
-                          help="write .nii (default for lits, as distributed)")
+    compress.add_argument(
+        "--compress",
+        dest="compress",
+        action="store_true",
+        default=None,
+        help="write .nii.gz (default for qubiq and kits)",
+    )
+    compress.add_argument(
+        "--no-compress", dest="compress", action="store_false", help="write .nii (default for lits, as distributed)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="never show the progress bar")
 
 

@@ -11,8 +11,9 @@ __all__ = ["progress"]
 T = TypeVar("T")
 
 
-def progress(iterable: Iterable[T], *, total: int | None = None, desc: str = "", enabled: bool | None = None
-             ) -> Iterator[T]:
+def progress(
+    iterable: Iterable[T], *, total: int | None = None, desc: str = "", enabled: bool | None = None
+) -> Iterator[T]:
     """Iterate with a tqdm bar on stderr; ``enabled=None`` shows it only when stderr is a TTY."""
     if enabled is None:
         enabled = sys.stderr.isatty()

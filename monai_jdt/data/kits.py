@@ -83,8 +83,9 @@ def parse_instance_name(path: str | os.PathLike) -> tuple[str, int, int] | None:
     return (match.group(1), int(match.group(2)), int(match.group(3))) if match else None
 
 
-def region_masks(label: torch.Tensor | np.ndarray, regions: Mapping[str, Sequence[int]] = KITS_REGIONS
-                 ) -> torch.Tensor | np.ndarray:
+def region_masks(
+    label: torch.Tensor | np.ndarray, regions: Mapping[str, Sequence[int]] = KITS_REGIONS
+) -> torch.Tensor | np.ndarray:
     """Stack one binary mask per region (``label`` in any of the region's values) on a new first axis.
 
     Example:
@@ -110,8 +111,13 @@ def _data_folder(root: Path, edition: str) -> Path:
 
 def _instance_files(case_dir: Path, folder: str, problems: Problems) -> list[Path]:
     inst_dir = case_dir / folder
-    files = sorted((f for f in inst_dir.iterdir() if f.is_file() and parse_instance_name(f)),
-                   key=lambda f: natural_key(f.name)) if inst_dir.is_dir() else []
+    files = (
+        sorted(
+            (f for f in inst_dir.iterdir() if f.is_file() and parse_instance_name(f)), key=lambda f: natural_key(f.name)
+        )
+        if inst_dir.is_dir()
+        else []
+    )
     if not files:
         problems.missing.append(f"{inst_dir}/{{kidney,tumor,cyst}}_instance-*_annotation-*.nii[.gz]")
     seen: dict[tuple[str, int, int], Path] = {}
@@ -132,8 +138,15 @@ def _num_annotators(files: Sequence[Path]) -> int:
     return min(per_instance.values())
 
 
-def _read_case(case_dir: Path, edition: str, label_stem: str, instances: bool, problems: Problems,
-               check_headers: bool, check_affine: bool) -> dict[str, Any] | None:
+def _read_case(
+    case_dir: Path,
+    edition: str,
+    label_stem: str,
+    instances: bool,
+    problems: Problems,
+    check_headers: bool,
+    check_affine: bool,
+) -> dict[str, Any] | None:
     """One entry (``None`` for an unlabelled case: ``"label"`` missing from the dict means test case)."""
     image = find_nifti(case_dir, "imaging")
     label = find_nifti(case_dir, label_stem)
@@ -232,11 +245,11 @@ def kits_datalist(
         raise FileNotFoundError(f"root must be an existing folder, got {root}")
     data = _data_folder(root, edition)
     label_stem = label_file or KITS_EDITIONS[edition][0]
-    case_dirs = sorted((d for d in data.iterdir() if d.is_dir() and _CASE.match(d.name)),
-                       key=lambda d: natural_key(d.name))
+    case_dirs = sorted(
+        (d for d in data.iterdir() if d.is_dir() and _CASE.match(d.name)), key=lambda d: natural_key(d.name)
+    )
     problems = Problems()
-    entries = [_read_case(d, edition, label_stem, instances, problems, check_headers, check_affine)
-               for d in case_dirs]
+    entries = [_read_case(d, edition, label_stem, instances, problems, check_headers, check_affine) for d in case_dirs]
     problems.raise_if_any(f"KiTS ({edition}) folder {data}")
     labelled = split == "training"
     chosen = [e for e in entries if e is not None and ("label" in e) == labelled]

@@ -32,8 +32,9 @@ InstanceKey = tuple[str, int, int]
 _VALUE = {name: value for value, name in KITS_LABELS.items()}
 
 
-def annotator_plan(keys: Iterable[InstanceKey], num_annotators: int | None = None
-                   ) -> tuple[int, list[tuple[InstanceKey, list[int]]]]:
+def annotator_plan(
+    keys: Iterable[InstanceKey], num_annotators: int | None = None
+) -> tuple[int, list[tuple[InstanceKey, list[int]]]]:
     """Which label maps each instance annotation goes into, in the order KiTS paints them.
 
     Label map ``a`` (0-based) takes, for every instance, its ``a``-th annotation in annotation-number order
@@ -84,8 +85,9 @@ def _paint(out: torch.Tensor, mask: torch.Tensor | np.ndarray, value: int, maps:
         out[a][where.to(out.device)] = value
 
 
-def annotator_label_maps(instance_masks: Mapping[InstanceKey, torch.Tensor | np.ndarray],
-                         num_annotators: int | None = None) -> torch.Tensor:
+def annotator_label_maps(
+    instance_masks: Mapping[InstanceKey, torch.Tensor | np.ndarray], num_annotators: int | None = None
+) -> torch.Tensor:
     """One KiTS label map per annotator from binary instance masks: ``(A, *spatial)`` uint8, labels 0-3.
 
     Map ``a`` paints, for every instance, its annotation chosen by :func:`annotator_plan` (voxels ``> 0``) with the
@@ -142,8 +144,9 @@ def _check_files(files: Sequence[str | os.PathLike]) -> dict[InstanceKey, Path]:
     return keyed
 
 
-def load_kits_annotators(files: Sequence[str | os.PathLike], num_annotators: int | None = None,
-                         reader: Any = None) -> MetaTensor:
+def load_kits_annotators(
+    files: Sequence[str | os.PathLike], num_annotators: int | None = None, reader: Any = None
+) -> MetaTensor:
     """Load KiTS21/23 instance files and build the per-annotator label maps as a ``(A, *spatial)`` MetaTensor.
 
     Each file is read once with :class:`monai.transforms.LoadImage` (``reader``: a MONAI reader name or object,
@@ -214,11 +217,20 @@ class LoadKiTSAnnotatorsd(MapTransform):
         ((3, 16, 32, 32), True)
     """
 
-    def __init__(self, keys: KeysCollection, output_keys: KeysCollection | None = None,
-                 num_annotators: int | None = None, reader: Any = None, allow_missing_keys: bool = False) -> None:
+    def __init__(
+        self,
+        keys: KeysCollection,
+        output_keys: KeysCollection | None = None,
+        num_annotators: int | None = None,
+        reader: Any = None,
+        allow_missing_keys: bool = False,
+    ) -> None:
         super().__init__(keys, allow_missing_keys)
-        outs = self.keys if output_keys is None else ((output_keys,) if isinstance(output_keys, str)
-                                                       else tuple(output_keys))
+        outs = (
+            self.keys
+            if output_keys is None
+            else ((output_keys,) if isinstance(output_keys, str) else tuple(output_keys))
+        )
         if len(outs) != len(self.keys):
             raise ValueError(f"output_keys must have one key per key ({len(self.keys)}), got {list(outs)}")
         self.output_keys: tuple[Hashable, ...] = outs

@@ -17,8 +17,11 @@ __all__ = ["LITS_LABELS", "lits_datalist"]
 #: label values of the LiTS segmentations.
 LITS_LABELS: Mapping[int, str] = {0: "background", 1: "liver", 2: "tumor"}
 
-_KINDS = {"volume": re.compile(r"^volume-(\d+)$"), "segmentation": re.compile(r"^segmentation-(\d+)$"),
-          "test-volume": re.compile(r"^test-volume-(\d+)$")}
+_KINDS = {
+    "volume": re.compile(r"^volume-(\d+)$"),
+    "segmentation": re.compile(r"^segmentation-(\d+)$"),
+    "test-volume": re.compile(r"^test-volume-(\d+)$"),
+}
 
 
 def _scan(root: Path) -> dict[str, dict[int, list[Path]]]:
@@ -42,8 +45,9 @@ def _single(files: list[Path], problems: Problems) -> Path | None:
     return files[0]
 
 
-def _pairs(found: dict[str, dict[int, list[Path]]], problems: Problems, check_headers: bool, check_affine: bool
-           ) -> list[tuple[int, Path, Path]]:
+def _pairs(
+    found: dict[str, dict[int, list[Path]]], problems: Problems, check_headers: bool, check_affine: bool
+) -> list[tuple[int, Path, Path]]:
     volumes, segs = found["volume"], found["segmentation"]
     for n in sorted(set(segs) - set(volumes)):
         problems.missing.append(f"volume-{n}.nii[.gz] (for {segs[n][0]})")
@@ -128,8 +132,9 @@ def lits_datalist(
         raise FileNotFoundError(f"no LiTS volume-N.nii[.gz] / segmentation-N.nii[.gz] file under {root}")
     pairs = _pairs(found, problems, check_headers, check_affine)
     problems.raise_if_any(f"LiTS folder {root}")
-    entries: list[dict[str, Any]] = [{"image": str(image), "label": str(label), "case_id": f"volume-{n}"}
-                                     for n, image, label in pairs]
+    entries: list[dict[str, Any]] = [
+        {"image": str(image), "label": str(label), "case_id": f"volume-{n}"} for n, image, label in pairs
+    ]
     if folds is not None:
         for entry, fold in zip(entries, assign_folds(len(entries), folds, shuffle_seed)):
             entry["fold"] = fold

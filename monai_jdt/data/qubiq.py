@@ -73,8 +73,10 @@ def _child_dir(folder: Path, name: str) -> Path | None:
 
 
 def _case_dirs(folder: Path) -> list[Path]:
-    return sorted((d for d in folder.iterdir() if d.is_dir() and d.name.lower().startswith("case")),
-                  key=lambda d: natural_key(d.name))
+    return sorted(
+        (d for d in folder.iterdir() if d.is_dir() and d.name.lower().startswith("case")),
+        key=lambda d: natural_key(d.name),
+    )
 
 
 def _split_folder(root: Path, task: str, split: str) -> Path:
@@ -96,8 +98,15 @@ def _split_folder(root: Path, task: str, split: str) -> Path:
             "pass the release folder (e.g. training_data_v2 or training_data_v3_QC) as root"
         )
     if not found:
-        tasks = sorted({d.name for b in [root, *root.iterdir()] if b.is_dir() for d in b.iterdir()
-                        if d.is_dir() and d.name in QUBIQ_TASKS})
+        tasks = sorted(
+            {
+                d.name
+                for b in [root, *root.iterdir()]
+                if b.is_dir()
+                for d in b.iterdir()
+                if d.is_dir() and d.name in QUBIQ_TASKS
+            }
+        )
         raise FileNotFoundError(
             f"no QUBIQ {split} folder for task {task!r} under {root}: looked for {root}/{task}/{split_name} and "
             f"{root}/*/{task}/{split_name} (task folders found: {tasks or 'none'})"
@@ -239,8 +248,11 @@ def qubiq_datalist(
     if not all_subtasks:
         problems.missing.append(f"{split_dir}/<case>/task01_seg01.nii[.gz] (no rater mask in any case folder)")
     for case_dir, _, raters in cases:
-        problems.missing += [f"{case_dir}/task{s:02d}_seg01.nii[.gz] (no rater mask of sub-task {s})"
-                             for s in all_subtasks if not raters.get(s)]
+        problems.missing += [
+            f"{case_dir}/task{s:02d}_seg01.nii[.gz] (no rater mask of sub-task {s})"
+            for s in all_subtasks
+            if not raters.get(s)
+        ]
     problems.raise_if_any(f"QUBIQ {task} {split} folder {split_dir}")
     if subtask not in all_subtasks:
         raise ValueError(f"subtask must be one of {all_subtasks} for QUBIQ {task}, got {subtask}")

@@ -22,30 +22,61 @@ def _help(capsys: pytest.CaptureFixture[str], command: str) -> str:
 
 def test_synth_help_explains_every_option(capsys: pytest.CaptureFixture[str]) -> None:
     text = _help(capsys, "synth")
-    for option in ("--out", "--cases", "--size", "--seed", "--task", "--release", "--validation-cases", "--edition",
-                   "--annotations", "--test-cases", "--no-batch-folders", "--compress", "--no-compress",
-                   "--no-progress", "{qubiq,lits,kits}", "training_data_v2", "Training Batch"):
+    for option in (
+        "--out",
+        "--cases",
+        "--size",
+        "--seed",
+        "--task",
+        "--release",
+        "--validation-cases",
+        "--edition",
+        "--annotations",
+        "--test-cases",
+        "--no-batch-folders",
+        "--compress",
+        "--no-compress",
+        "--no-progress",
+        "{qubiq,lits,kits}",
+        "training_data_v2",
+        "Training Batch",
+    ):
         assert option in text
 
 
 def test_datalist_help_explains_every_option(capsys: pytest.CaptureFixture[str]) -> None:
     text = _help(capsys, "datalist")
-    for option in ("ROOT", "--out", "--folds", "--shuffle-seed", "--task", "--subtask", "--incomplete-raters",
-                   "--edition", "--label-file", "--no-instances", "--no-check-headers", "--no-check-affine",
-                   "load_decathlon_datalist"):
+    for option in (
+        "ROOT",
+        "--out",
+        "--folds",
+        "--shuffle-seed",
+        "--task",
+        "--subtask",
+        "--incomplete-raters",
+        "--edition",
+        "--label-file",
+        "--no-instances",
+        "--no-check-headers",
+        "--no-check-affine",
+        "load_decathlon_datalist",
+    ):
         assert option in text
 
 
 def test_entry_point_runs_as_a_module() -> None:
-    result = subprocess.run([sys.executable, "-m", "monai_jdt", "synth", "--help"], capture_output=True, text=True,
-                            check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "monai_jdt", "synth", "--help"], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0 and "--edition" in result.stdout
 
 
 def test_round_trip_lits(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = tmp_path / "lits"
-    assert main(["synth", "lits", "--out", str(data), "--cases", "3", "--size", "24", "24", "12",
-                 "--test-cases", "1"]) == 0
+    assert (
+        main(["synth", "lits", "--out", str(data), "--cases", "3", "--size", "24", "24", "12", "--test-cases", "1"])
+        == 0
+    )
     assert main(["datalist", "lits", str(data), "--out", str(tmp_path / "lits.json"), "--folds", "3"]) == 0
     out = capsys.readouterr()
     assert "wrote 3 training, 1 test entries" in out.out
@@ -60,20 +91,89 @@ def test_round_trip_lits(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
 
 
 def test_round_trip_qubiq_and_kits(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["synth", "qubiq", "--out", str(tmp_path / "q"), "--task", "prostate", "--cases", "3",
-                 "--validation-cases", "1", "--size", "20"]) == 0
-    assert main(["datalist", "qubiq", str(tmp_path / "q"), "--task", "prostate", "--subtask", "2", "--folds", "0",
-                 "--incomplete-raters", "drop", "--out", str(tmp_path / "q.json")]) == 0
+    assert (
+        main(
+            [
+                "synth",
+                "qubiq",
+                "--out",
+                str(tmp_path / "q"),
+                "--task",
+                "prostate",
+                "--cases",
+                "3",
+                "--validation-cases",
+                "1",
+                "--size",
+                "20",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "datalist",
+                "qubiq",
+                str(tmp_path / "q"),
+                "--task",
+                "prostate",
+                "--subtask",
+                "2",
+                "--folds",
+                "0",
+                "--incomplete-raters",
+                "drop",
+                "--out",
+                str(tmp_path / "q.json"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr()
     assert "warning: QUBIQ prostate task02: 1 case(s) have fewer than 6 raters: case03 (5); dropped" in out.err
     assert "wrote 2 training, 1 validation entries" in out.out
     training = load_datalist(tmp_path / "q.json")
     assert all("fold" not in d and Path(d["raters"][0]).name.startswith("task02") for d in training)
     assert load_datalist(tmp_path / "q.json", "validation")[0]["case_id"] == "case04"
-    assert main(["synth", "kits", "--out", str(tmp_path / "k"), "--edition", "kits21", "--cases", "2", "--size",
-                 "20", "--annotations", "2", "--no-compress"]) == 0
-    assert main(["datalist", "kits", str(tmp_path / "k"), "--edition", "21", "--folds", "2", "--shuffle-seed", "1",
-                 "--out", str(tmp_path / "k.json")]) == 0
+    assert (
+        main(
+            [
+                "synth",
+                "kits",
+                "--out",
+                str(tmp_path / "k"),
+                "--edition",
+                "kits21",
+                "--cases",
+                "2",
+                "--size",
+                "20",
+                "--annotations",
+                "2",
+                "--no-compress",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "datalist",
+                "kits",
+                str(tmp_path / "k"),
+                "--edition",
+                "21",
+                "--folds",
+                "2",
+                "--shuffle-seed",
+                "1",
+                "--out",
+                str(tmp_path / "k.json"),
+            ]
+        )
+        == 0
+    )
     kits = load_datalist(tmp_path / "k.json")
     assert kits[0]["label"].endswith("aggregated_MAJ_seg.nii") and kits[0]["n_annotators"] == 2
     assert json.loads((tmp_path / "k.json").read_text())["fold_split"] == "shuffled (seed 1)"
@@ -92,8 +192,9 @@ def test_round_trip_qubiq_and_kits(tmp_path: Path, capsys: pytest.CaptureFixture
         (["synth", "kits", "--out", "{tmp}/k", "--size", "8"], "error: size must be at least"),
     ],
 )
-def test_bad_input_gives_one_line_and_status_1(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str],
-                                               message: str) -> None:
+def test_bad_input_gives_one_line_and_status_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
     assert main([a.format(tmp=tmp_path) for a in argv]) == 1
     err = capsys.readouterr().err
     assert err.startswith(message) and err.count("\n") == 1 and "Traceback" not in err

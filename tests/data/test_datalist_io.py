@@ -16,17 +16,31 @@ def _entries(root: Path) -> list[dict]:
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_bytes(b"")
     return [
-        {"image": str(root / "a/img0.nii.gz"), "raters": [str(root / "a/m0.nii.gz"), str(root / "a/m1.nii.gz")],
-         "case_id": "c0", "n_raters": 2, "fold": 0},
-        {"image": str(root / "b/img1.nii.gz"), "raters": [str(root / "a/m0.nii.gz")], "case_id": "c1",
-         "n_raters": 1, "fold": 1},
+        {
+            "image": str(root / "a/img0.nii.gz"),
+            "raters": [str(root / "a/m0.nii.gz"), str(root / "a/m1.nii.gz")],
+            "case_id": "c0",
+            "n_raters": 2,
+            "fold": 0,
+        },
+        {
+            "image": str(root / "b/img1.nii.gz"),
+            "raters": [str(root / "a/m0.nii.gz")],
+            "case_id": "c1",
+            "n_raters": 1,
+            "fold": 1,
+        },
     ]
 
 
 def test_json_is_relative_and_monai_loads_it(tmp_path: Path) -> None:
     entries = _entries(tmp_path / "data")
-    path = write_datalist(tmp_path / "lists" / "d.json", entries, test=[{"image": entries[1]["image"]}],
-                          metadata={"name": "x", "licence": "y"})
+    path = write_datalist(
+        tmp_path / "lists" / "d.json",
+        entries,
+        test=[{"image": entries[1]["image"]}],
+        metadata={"name": "x", "licence": "y"},
+    )
     content = json.loads(path.read_text())
     assert content["training"][0]["image"] == "../data/a/img0.nii.gz"
     assert content["training"][0]["raters"] == ["../data/a/m0.nii.gz", "../data/a/m1.nii.gz"]
@@ -62,8 +76,9 @@ def test_values_that_name_existing_paths_warn_and_stay_plain_in_our_loader(tmp_p
 def test_loader_falls_back_to_monai_without_path_keys(tmp_path: Path) -> None:
     path = tmp_path / "d.json"
     path.write_text(json.dumps({"training": [{"image": "x.nii.gz", "label": "y.nii.gz"}]}))
-    assert load_datalist(path) == [{"image": os.path.normpath(tmp_path / "x.nii.gz"),
-                                    "label": os.path.normpath(tmp_path / "y.nii.gz")}]
+    assert load_datalist(path) == [
+        {"image": os.path.normpath(tmp_path / "x.nii.gz"), "label": os.path.normpath(tmp_path / "y.nii.gz")}
+    ]
 
 
 def test_base_dir(tmp_path: Path) -> None:

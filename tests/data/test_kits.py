@@ -13,8 +13,11 @@ from tests.data._helpers import write_nifti
 
 @pytest.mark.parametrize(
     ("edition", "label", "folder"),
-    [("kits19", "segmentation", None), ("kits21", "aggregated_MAJ_seg", "segmentations"),
-     ("kits23", "segmentation", "instances")],
+    [
+        ("kits19", "segmentation", None),
+        ("kits21", "aggregated_MAJ_seg", "segmentations"),
+        ("kits23", "segmentation", "instances"),
+    ],
 )
 def test_entries_of_each_edition(kits_roots: dict[str, Path], edition: str, label: str, folder: str | None) -> None:
     root = kits_roots[edition]
@@ -56,8 +59,9 @@ def test_every_missing_and_mismatched_file_is_named(kits_roots: dict[str, Path],
     shutil.rmtree(root / "case_00001" / "instances")
     write_nifti(root / "case_00002" / "segmentation.nii.gz", np.zeros((16, 32, 32), np.uint8))
     write_nifti(root / "case_00002" / "imaging.nii.gz", np.zeros((16, 32, 32), np.float32))
-    bad = write_nifti(root / "case_00002" / "instances" / "kidney_instance-1_annotation-1.nii.gz",
-                      np.zeros((16, 32, 31), np.uint8))
+    bad = write_nifti(
+        root / "case_00002" / "instances" / "kidney_instance-1_annotation-1.nii.gz", np.zeros((16, 32, 31), np.uint8)
+    )
     with pytest.raises(ValueError) as info:
         kits_datalist(root, "kits23")
     message = str(info.value)
@@ -79,8 +83,13 @@ def test_errors(kits_roots: dict[str, Path], tmp_path: Path) -> None:
 
 
 def test_edition_names() -> None:
-    assert [kits_edition(e) for e in ("kits19", "KiTS21", 23, "2021", " kits23 ")] == \
-        ["kits19", "kits21", "kits23", "kits21", "kits23"]
+    assert [kits_edition(e) for e in ("kits19", "KiTS21", 23, "2021", " kits23 ")] == [
+        "kits19",
+        "kits21",
+        "kits23",
+        "kits21",
+        "kits23",
+    ]
 
 
 def test_region_masks_follow_the_kits_definitions() -> None:

@@ -62,8 +62,12 @@ def _maps_by_hand(files: list[str], annotators: int) -> np.ndarray:
 @pytest.mark.parametrize("edition", ["kits21", "kits23"])
 def test_transform_builds_the_maps_of_the_synthetic_cases(kits_roots: dict[str, Path], edition: str) -> None:
     for entry in kits_datalist(kits_roots[edition], edition, folds=None):
-        pipeline = Compose([LoadImaged(["image", "label"], image_only=True),
-                            LoadKiTSAnnotatorsd("instances", output_keys="annotators")])
+        pipeline = Compose(
+            [
+                LoadImaged(["image", "label"], image_only=True),
+                LoadKiTSAnnotatorsd("instances", output_keys="annotators"),
+            ]
+        )
         out = pipeline(entry)
         maps = out["annotators"]
         assert tuple(maps.shape) == (3, *out["label"].shape)
@@ -111,8 +115,13 @@ def test_maps_fuse_into_a_soft_label(kits_roots: dict[str, Path]) -> None:
     from monai_jdt.transforms import FuseRatersd
 
     entry = kits_datalist(kits_roots["kits23"], "kits23", folds=None)[1]
-    pipeline = Compose([LoadImaged("image", image_only=True), LoadKiTSAnnotatorsd("instances", "annotators"),
-                        FuseRatersd("annotators", output_key="soft", method="mean", num_classes=4)])
+    pipeline = Compose(
+        [
+            LoadImaged("image", image_only=True),
+            LoadKiTSAnnotatorsd("instances", "annotators"),
+            FuseRatersd("annotators", output_key="soft", method="mean", num_classes=4),
+        ]
+    )
     out = pipeline(entry)
     maps = out["annotators"].long()
     expected = torch.stack([(maps == c).float().mean(0) for c in range(4)])  # per-class share of the annotators

@@ -32,8 +32,11 @@ def _quiet(*args, **kwargs):
 def test_entries_of_every_task(qubiq_root: Path, task: str) -> None:
     data = _quiet(qubiq_root, task, folds=2)
     case_dir = qubiq_root / TRAIN / task / "Training"
-    expected_cases = ["case1-1", "case1-2", "case2-1", "case2-2"] if QUBIQ_TASKS[task].spatial_dims == 3 else \
-        ["case01", "case02", "case03", "case04"]
+    expected_cases = (
+        ["case1-1", "case1-2", "case2-1", "case2-2"]
+        if QUBIQ_TASKS[task].spatial_dims == 3
+        else ["case01", "case02", "case03", "case04"]
+    )
     assert [d["case_id"] for d in data] == expected_cases
     assert [d["fold"] for d in data] == [0, 0, 1, 1]
     first = data[0]
@@ -42,8 +45,9 @@ def test_entries_of_every_task(qubiq_root: Path, task: str) -> None:
     assert first["raters"] == [str(p) for p in raters] == first["raters_task01"]
     assert first["n_raters"] == len(raters) and first["task"] == task and first["subtask"] == 1
     subtasks = 1 if task == "pancreatic-lesion" else QUBIQ_TASKS[task].subtasks
-    assert sorted(k for k in first if k.startswith("raters_task")) == [f"raters_task{s:02d}" for s in
-                                                                       range(1, subtasks + 1)]
+    assert sorted(k for k in first if k.startswith("raters_task")) == [
+        f"raters_task{s:02d}" for s in range(1, subtasks + 1)
+    ]
 
 
 def test_subtask_selects_the_rater_files(qubiq_root: Path) -> None:

@@ -52,15 +52,17 @@ def test_qubiq(qubiq_root: Path, tmp_path: Path, task: str) -> None:
 
 @pytest.mark.parametrize("compress", [False, True], ids=["nii", "nii.gz"])
 def test_lits(tmp_path: Path, compress: bool) -> None:
-    root = write_synthetic_lits(tmp_path / "lits", cases=2, size=24, test_cases=1, compress=compress,
-                                progress_bar=False)
+    root = write_synthetic_lits(
+        tmp_path / "lits", cases=2, size=24, test_cases=1, compress=compress, progress_bar=False
+    )
     entry = _via_json(lits_datalist(root, folds=2), tmp_path)[1]
     assert entry["image"].endswith(".nii.gz" if compress else ".nii")
     out = LoadImaged(["image", "label"], reader="NibabelReader", image_only=True)(entry)
     _check_geometry(out["image"], out["label"])
     assert set(torch.unique(out["label"]).tolist()) <= {0.0, 1.0, 2.0}
-    test = load_decathlon_datalist(write_datalist(tmp_path / "t.json", [], test=lits_datalist(root, split="test")),
-                                   data_list_key="test")
+    test = load_decathlon_datalist(
+        write_datalist(tmp_path / "t.json", [], test=lits_datalist(root, split="test")), data_list_key="test"
+    )
     assert LoadImaged("image", image_only=True)(test[0])["image"].shape == (24, 24, 12)
 
 
@@ -76,8 +78,9 @@ def test_kits(kits_roots: dict[str, Path], tmp_path: Path, edition: str) -> None
 
 
 @pytest.mark.parametrize("which", ["qubiq", "lits", "kits23"])
-def test_simpleitk_reads_the_files_like_nibabel(qubiq_root: Path, lits_root: Path, kits_roots: dict[str, Path],
-                                                which: str) -> None:
+def test_simpleitk_reads_the_files_like_nibabel(
+    qubiq_root: Path, lits_root: Path, kits_roots: dict[str, Path], which: str
+) -> None:
     if which == "qubiq":
         entry = qubiq_datalist(qubiq_root, "kidney", folds=None)[0]
         paths = [entry["image"], *entry["raters"]]
@@ -93,14 +96,16 @@ def test_simpleitk_reads_the_files_like_nibabel(qubiq_root: Path, lits_root: Pat
         np.testing.assert_allclose(itk_image.GetSpacing(), nib_image.header.get_zooms(), rtol=1e-6)
         # SimpleITK stores LPS, nibabel RAS: the origins differ by the sign of x and y
         dims = len(nib_image.shape)
-        np.testing.assert_allclose(np.multiply(itk_image.GetOrigin(), [-1, -1, 1][:dims]),
-                                   nib_image.affine[:dims, 3], atol=1e-3)
-        np.testing.assert_array_equal(sitk.GetArrayFromImage(itk_image).transpose(),
-                                      np.asanyarray(nib_image.dataobj))
+        np.testing.assert_allclose(
+            np.multiply(itk_image.GetOrigin(), [-1, -1, 1][:dims]), nib_image.affine[:dims, 3], atol=1e-3
+        )
+        np.testing.assert_array_equal(sitk.GetArrayFromImage(itk_image).transpose(), np.asanyarray(nib_image.dataobj))
 
 
-@pytest.mark.skipif(not HAS_ITK, reason="MONAI's ITKReader needs the 'itk' package, which is not installed "
-                                         "(SimpleITK is tested directly above)")
+@pytest.mark.skipif(
+    not HAS_ITK,
+    reason="MONAI's ITKReader needs the 'itk' package, which is not installed (SimpleITK is tested directly above)",
+)
 def test_monai_itk_reader(lits_root: Path, kits_roots: dict[str, Path]) -> None:
     for entry in (lits_datalist(lits_root, folds=None)[0], kits_datalist(kits_roots["kits21"], 21, folds=None)[0]):
         itk_out = LoadImaged(["image", "label"], reader="ITKReader", image_only=True)(entry)

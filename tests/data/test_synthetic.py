@@ -118,15 +118,18 @@ def test_kits_geometry_and_hounsfield_units(kits_roots: dict[str, Path]) -> None
 
 
 def _arrays(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): np.asanyarray(nib.load(p).dataobj).tobytes()
-            for p in sorted(root.rglob("*.nii*"))}
+    return {
+        str(p.relative_to(root)): np.asanyarray(nib.load(p).dataobj).tobytes() for p in sorted(root.rglob("*.nii*"))
+    }
 
 
 @pytest.mark.parametrize(
     "write",
-    [lambda out, **kw: write_synthetic_qubiq(out, tasks=["prostate", "pancreas"], cases=2, size=20, **kw),
-     lambda out, **kw: write_synthetic_lits(out, cases=2, size=20, test_cases=1, **kw),
-     lambda out, **kw: write_synthetic_kits(out, edition="kits21", cases=2, size=20, **kw)],
+    [
+        lambda out, **kw: write_synthetic_qubiq(out, tasks=["prostate", "pancreas"], cases=2, size=20, **kw),
+        lambda out, **kw: write_synthetic_lits(out, cases=2, size=20, test_cases=1, **kw),
+        lambda out, **kw: write_synthetic_kits(out, edition="kits21", cases=2, size=20, **kw),
+    ],
     ids=["qubiq", "lits", "kits"],
 )
 def test_deterministic_by_seed(tmp_path: Path, write) -> None:
@@ -150,8 +153,9 @@ def test_sizes_and_compression(tmp_path: Path) -> None:
     root = write_synthetic_qubiq(tmp_path / "q", tasks="kidney", cases=1, size=(40, 24), compress=False)
     image = root / "training_data_v2" / "kidney" / "Training" / "case01" / "image.nii"
     assert nib.load(image).shape == (40, 24)
-    lits = write_synthetic_lits(tmp_path / "l", cases=1, size=(40, 36, 12), compress=True, batch_folders=False,
-                                test_cases=0)
+    lits = write_synthetic_lits(
+        tmp_path / "l", cases=1, size=(40, 36, 12), compress=True, batch_folders=False, test_cases=0
+    )
     assert nib.load(lits / "volume-0.nii.gz").shape == (40, 36, 12)
     kits = write_synthetic_kits(tmp_path / "k", edition="kits19", cases=1, size=24, compress=False)
     assert nib.load(kits / "case_00000" / "imaging.nii").shape == (12, 24, 24)
@@ -163,8 +167,11 @@ def test_sizes_and_compression(tmp_path: Path) -> None:
     [
         (lambda out: write_synthetic_qubiq(out, tasks="liver"), ValueError, "tasks must be one of"),
         (lambda out: write_synthetic_qubiq(out, tasks=[]), ValueError, "at least one QUBIQ task"),
-        (lambda out: write_synthetic_qubiq(out, tasks="pancreas", release="2020"), ValueError,
-         r"tasks \['pancreas'\] exist only in the 2021 release"),
+        (
+            lambda out: write_synthetic_qubiq(out, tasks="pancreas", release="2020"),
+            ValueError,
+            r"tasks \['pancreas'\] exist only in the 2021 release",
+        ),
         (lambda out: write_synthetic_qubiq(out, size=8), ValueError, r"size must be at least \[16, 16\] voxels"),
         (lambda out: write_synthetic_lits(out, size=(32, 32)), ValueError, "size must hold 3 values for 3D data"),
         (lambda out: write_synthetic_lits(out, cases=0), ValueError, "cases must be an integer >= 1, got 0"),

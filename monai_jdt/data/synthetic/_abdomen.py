@@ -35,8 +35,9 @@ def liver(shape: Sequence[int], spacing: Sequence[float], body: np.ndarray, rng:
     return blob(shape, spacing, center, radii, rng) & body
 
 
-def lesions_inside(organ: np.ndarray, spacing: Sequence[float], count: int, radius_range: tuple[float, float],
-                   rng: np.random.Generator) -> list[np.ndarray]:
+def lesions_inside(
+    organ: np.ndarray, spacing: Sequence[float], count: int, radius_range: tuple[float, float], rng: np.random.Generator
+) -> list[np.ndarray]:
     """``count`` roundish lesions centred at least 0.6 radius inside ``organ``; radii in mm (in-plane).
 
     Each lesion spans at least two slices. A lesion may reach beyond the organ; callers clip it if needed.
@@ -55,8 +56,9 @@ def lesions_inside(organ: np.ndarray, spacing: Sequence[float], count: int, radi
     return out
 
 
-def kidneys(shape: Sequence[int], spacing: Sequence[float], body: np.ndarray, rng: np.random.Generator
-            ) -> dict[str, list[np.ndarray]]:
+def kidneys(
+    shape: Sequence[int], spacing: Sequence[float], body: np.ndarray, rng: np.random.Generator
+) -> dict[str, list[np.ndarray]]:
     """Two kidneys, a tumour growing out of one of them and, with probability 1/2, a cyst in the other.
 
     Returns:
@@ -70,10 +72,18 @@ def kidneys(shape: Sequence[int], spacing: Sequence[float], body: np.ndarray, rn
     angle = rng.uniform(0, 2 * np.pi)
     offset = np.array([np.cos(angle) * radii[0], np.sin(angle) * radii[1], rng.uniform(-0.3, 0.3) * radii[2]])
     t_radius = radii[0] * rng.uniform(0.45, 0.7)
-    tumor = blob(shape, spacing, centers[side] + 0.8 * offset, [t_radius, t_radius, max(t_radius, spacing[2])],
-                 rng, irregularity=0.1) & body
+    tumor = (
+        blob(
+            shape,
+            spacing,
+            centers[side] + 0.8 * offset,
+            [t_radius, t_radius, max(t_radius, spacing[2])],
+            rng,
+            irregularity=0.1,
+        )
+        & body
+    )
     cysts = []
     if rng.uniform() < 0.5:
-        cysts = [c & body for c in lesions_inside(kidney[1 - side], spacing, 1, (0.25 * radii[0], 0.4 * radii[0]),
-                                                  rng)]
+        cysts = [c & body for c in lesions_inside(kidney[1 - side], spacing, 1, (0.25 * radii[0], 0.4 * radii[0]), rng)]
     return {"kidney": kidney, "tumor": [tumor], "cyst": cysts}

@@ -49,8 +49,7 @@ def ct_body(shape: Sequence[int], spacing: Sequence[float], rng: np.random.Gener
     return np.broadcast_to(hu, tuple(shape)).copy(), np.broadcast_to(rho < 1.0, tuple(shape)).copy()
 
 
-def ct_finish(hu: np.ndarray, spacing: Sequence[float], rng: np.random.Generator, noise_hu: float = 12.0
-              ) -> np.ndarray:
+def ct_finish(hu: np.ndarray, spacing: Sequence[float], rng: np.random.Generator, noise_hu: float = 12.0) -> np.ndarray:
     """Partial-volume blur (0.6 voxel in-plane), tissue texture and Gaussian noise; clipped to [-1024, 3071]."""
     sigma = [0.6, 0.6] + [0.3] * (hu.ndim - 2)
     out = ndimage.gaussian_filter(hu.astype(np.float32), sigma)

@@ -10,8 +10,9 @@ import numpy as np
 __all__ = ["lps_affine", "nifti_name", "save_nifti"]
 
 
-def lps_affine(spacing: Sequence[float], origin_mm: Sequence[float], permutation: Sequence[int] | None = None
-               ) -> np.ndarray:
+def lps_affine(
+    spacing: Sequence[float], origin_mm: Sequence[float], permutation: Sequence[int] | None = None
+) -> np.ndarray:
     """RAS affine of an array stored like a DICOM series: axes 0/1 grow to the patient's left/posterior.
 
     That gives ``diag(-sx, -sy, sz)`` (a non-identity orientation, as in most CT NIfTI files converted from

@@ -23,23 +23,37 @@ _HU = {"kidney": KIDNEY_HU, "tumor": KIDNEY_TUMOR_HU, "cyst": CYST_HU}
 _LABEL = {name: value for value, name in KITS_LABELS.items()}
 
 
-def _annotate(truths: dict[str, list[np.ndarray]], spacing: Sequence[float], body: np.ndarray, annotations: int,
-              rng: np.random.Generator) -> dict[tuple[str, int, int], np.ndarray]:
+def _annotate(
+    truths: dict[str, list[np.ndarray]],
+    spacing: Sequence[float],
+    body: np.ndarray,
+    annotations: int,
+    rng: np.random.Generator,
+) -> dict[tuple[str, int, int], np.ndarray]:
     """Per-annotation masks of every instance: the true surface moved by each annotator (one is sloppier)."""
     out = {}
     for cls in ("kidney", "tumor", "cyst"):
         for i, truth in enumerate(truths[cls], start=1):
             sdf = signed_distance(truth, spacing)
-            masks = rater_masks(sdf, spacing, annotations, rng, amplitude_mm=0.8 * spacing[0],
-                                correlation_mm=8 * spacing[0], bias_sd_mm=0.4 * spacing[0],
-                                sloppy=int(rng.integers(annotations)), sloppy_scale=2.0)
+            masks = rater_masks(
+                sdf,
+                spacing,
+                annotations,
+                rng,
+                amplitude_mm=0.8 * spacing[0],
+                correlation_mm=8 * spacing[0],
+                bias_sd_mm=0.4 * spacing[0],
+                sloppy=int(rng.integers(annotations)),
+                sloppy_scale=2.0,
+            )
             for j, mask in enumerate(masks, start=1):
                 out[(cls, i, j)] = mask & body
     return out
 
 
-def _aggregate(annotated: dict[tuple[str, int, int], np.ndarray], annotations: int, shape: tuple[int, ...],
-               rule: str) -> np.ndarray:
+def _aggregate(
+    annotated: dict[tuple[str, int, int], np.ndarray], annotations: int, shape: tuple[int, ...], rule: str
+) -> np.ndarray:
     """Label map from the instance annotations: per instance OR / AND / majority, then painted kidney-cyst-tumour."""
     label = np.zeros(shape, dtype=np.uint8)
     for value in KITS_AGGREGATION_ORDER:
@@ -52,8 +66,9 @@ def _aggregate(annotated: dict[tuple[str, int, int], np.ndarray], annotations: i
     return label
 
 
-def _case(shape: tuple[int, ...], annotations: int, rng: np.random.Generator
-          ) -> tuple[np.ndarray, dict[tuple[str, int, int], np.ndarray], np.ndarray]:
+def _case(
+    shape: tuple[int, ...], annotations: int, rng: np.random.Generator
+) -> tuple[np.ndarray, dict[tuple[str, int, int], np.ndarray], np.ndarray]:
     """(HU volume, instance annotations, affine), arrays in ``(x, y, z)`` order."""
     spacing = ct_spacing(rng)
     hu, body = ct_body(shape, spacing, rng)
@@ -73,8 +88,15 @@ def _slices_first(array: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.transpose(array, (2, 1, 0)))
 
 
-def _write_case(case_dir: Path, edition: str, shape: tuple[int, ...], annotations: int, labelled: bool,
-                rng: np.random.Generator, compress: bool) -> None:
+def _write_case(
+    case_dir: Path,
+    edition: str,
+    shape: tuple[int, ...],
+    annotations: int,
+    labelled: bool,
+    rng: np.random.Generator,
+    compress: bool,
+) -> None:
     image, annotated, affine = _case(shape, annotations, rng)
     save_nifti(case_dir / nifti_name("imaging", compress), _slices_first(image), affine, np.float32)
     if not labelled:

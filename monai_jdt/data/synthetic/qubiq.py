@@ -51,8 +51,9 @@ _LOOKS = {
 }
 
 
-def _nested_structures(shape: tuple[int, ...], spacing: Sequence[float], count: int, look: _Look,
-                       rng: np.random.Generator) -> list[np.ndarray]:
+def _nested_structures(
+    shape: tuple[int, ...], spacing: Sequence[float], count: int, look: _Look, rng: np.random.Generator
+) -> list[np.ndarray]:
     """``count`` nested organ-like masks, each inside the previous one (task01 is the largest)."""
     fov = fov_mm(shape, spacing)
     center = fov / 2 + rng.uniform(-0.04, 0.04, size=len(shape)) * fov
@@ -67,8 +68,9 @@ def _nested_structures(shape: tuple[int, ...], spacing: Sequence[float], count: 
     return masks
 
 
-def _image(task: str, shape: tuple[int, ...], spacing: Sequence[float], truths: list[np.ndarray],
-           rng: np.random.Generator) -> np.ndarray:
+def _image(
+    task: str, shape: tuple[int, ...], spacing: Sequence[float], truths: list[np.ndarray], rng: np.random.Generator
+) -> np.ndarray:
     """CT (HU) for kidney and pancreas, MR-like magnitudes otherwise; brain-tumor: 4 channels on the last axis."""
     if QUBIQ_TASKS[task].modality == "CT":
         hu, _ = ct_body(shape, spacing, rng)
@@ -99,24 +101,41 @@ def _image(task: str, shape: tuple[int, ...], spacing: Sequence[float], truths: 
     return mr_finish(signal, rng)
 
 
-def _write_case(case_dir: Path, task: str, shape: tuple[int, ...], num_raters: int, drop_last_rater: bool,
-                rng: np.random.Generator, compress: bool) -> None:
+def _write_case(
+    case_dir: Path,
+    task: str,
+    shape: tuple[int, ...],
+    num_raters: int,
+    drop_last_rater: bool,
+    rng: np.random.Generator,
+    compress: bool,
+) -> None:
     look = _LOOKS[task]
     info = QUBIQ_TASKS[task]
     spacing = [look.spacing] * len(shape)
     count = 2 if task == "pancreatic-lesion" else info.subtasks
     truths = _nested_structures(shape, spacing, count, look, rng)
     image = _image(task, shape, spacing, truths, rng)
-    affine = lps_affine(spacing if len(shape) == 3 else [*spacing, look.thickness],
-                        rng.uniform(-80, 80, size=3).round(2))
+    affine = lps_affine(
+        spacing if len(shape) == 3 else [*spacing, look.thickness], rng.uniform(-80, 80, size=3).round(2)
+    )
     save_nifti(case_dir / nifti_name("image", compress), image, affine, np.float32)
     targets = truths[1:] if task == "pancreatic-lesion" else truths
     pixel = look.spacing
     n_written = num_raters - 1 if drop_last_rater else num_raters
     for sub, truth in enumerate(targets, start=1):
         sdf = signed_distance(truth, spacing)
-        masks = rater_masks(sdf, spacing, num_raters, rng, amplitude_mm=0.7 * pixel, correlation_mm=6 * pixel,
-                            bias_sd_mm=0.35 * pixel, sloppy=int(rng.integers(num_raters)), sloppy_scale=2.5)
+        masks = rater_masks(
+            sdf,
+            spacing,
+            num_raters,
+            rng,
+            amplitude_mm=0.7 * pixel,
+            correlation_mm=6 * pixel,
+            bias_sd_mm=0.35 * pixel,
+            sloppy=int(rng.integers(num_raters)),
+            sloppy_scale=2.5,
+        )
         for r, mask in enumerate(masks[:n_written], start=1):
             save_nifti(case_dir / nifti_name(f"task{sub:02d}_seg{r:02d}", compress), mask, affine, np.uint8)
 
