@@ -24,7 +24,7 @@ import torch
 
 from monai_jdt.utils.errors import ShapeError
 
-__all__ = ["SOFT_TOLERANCE", "SegTarget", "prepare_mask", "prepare_target"]
+__all__ = ["SOFT_TOLERANCE", "SegTarget", "check_target_values", "prepare_mask", "prepare_target"]
 
 #: values of a soft target may leave [0, 1] by this much (float rounding of averaged rater masks).
 SOFT_TOLERANCE = 1e-6
@@ -138,6 +138,23 @@ def _prepare_index(
     return index, valid
 
 
+def check_target_values(dense: torch.Tensor) -> None:
+    """Check that a dense (one-hot/soft) target, or any slice of one, holds values in ``[0, 1]``.
+
+    This is the value check of :func:`prepare_target`; callers that pass ``check_values=False`` there (e.g. to
+    check chunk by chunk) call it themselves.
+
+    Raises:
+        ValueError: a value outside ``[-SOFT_TOLERANCE, 1 + SOFT_TOLERANCE]`` or a NaN.
+    """
+    lo, hi = torch.aminmax(dense.detach())
+    if float(lo) < -SOFT_TOLERANCE or float(hi) > 1 + SOFT_TOLERANCE or bool(torch.isnan(lo) | torch.isnan(hi)):
+        raise ValueError(
+            "target probabilities must be in [0, 1], got values in "
+            f"[{float(lo):g}, {float(hi):g}] (for index maps pass to_onehot_y=True)"
+        )
+
+
 def _prepare_dense(
     input: torch.Tensor, target: torch.Tensor, ignore_index: int | None, check_values: bool
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -156,12 +173,7 @@ def _prepare_dense(
         raise TypeError(f"target must be a real tensor, got dtype {target.dtype}")
     dense = target.to(device=input.device, dtype=input.dtype)
     if check_values:
-        lo, hi = torch.aminmax(dense.detach())
-        if float(lo) < -SOFT_TOLERANCE or float(hi) > 1 + SOFT_TOLERANCE or bool(torch.isnan(lo) | torch.isnan(hi)):
-            raise ValueError(
-                "target probabilities must be in [0, 1], got values in "
-                f"[{float(lo):g}, {float(hi):g}] (for index maps pass to_onehot_y=True)"
-            )
+        check_target_values(dense)
     valid = None
     if ignore_index is not None:
         if 0 <= ignore_index < num_classes:
