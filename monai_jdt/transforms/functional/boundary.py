@@ -32,7 +32,7 @@ import torch
 from monai_jdt.utils.checks import check_non_negative, check_positive_int, check_real
 from monai_jdt.utils.errors import ShapeError
 
-__all__ = ["boundary_mask", "box_half_widths", "spacing_half_widths"]
+__all__ = ["boundary_mask", "box_half_widths", "meta_spacing", "spacing_half_widths"]
 
 #: relative slack added to ``radius_mm / spacing`` before the floor (see the module docstring).
 RADIUS_TOLERANCE = 1e-6
@@ -179,7 +179,7 @@ def _check_integer_labels(labels: torch.Tensor) -> torch.Tensor:
     if labels.dtype == torch.bool:
         return labels.to(torch.uint8)
     if labels.is_floating_point():
-        bad = ~torch.isfinite(labels) | (labels != torch.round(labels))
+        bad = torch.frac(labels) != 0  # also True at nan and +-inf (their frac is nan)
         if bool(bad.any()):
             raise ValueError(f"labels must hold integer class indices, got value {labels[bad].flatten()[0].item():g}")
     elif labels.dtype == torch.int8:
@@ -233,6 +233,19 @@ def _working_pair(labels: torch.Tensor, valid: torch.Tensor | None) -> tuple[tor
     return work.masked_fill(~valid, low_id), work.masked_fill(~valid, high_id)
 
 
+def meta_spacing(labels: torch.Tensor, spatial_dims: int) -> np.ndarray | None:
+    """Voxel spacing ``(S,)`` or per item ``(B, S)`` from a MetaTensor's affine (``(4, 4)`` or batched
+    ``(B, 4, 4)``, as after ``list_data_collate``); ``None`` for a plain tensor.
+    """
+    from monai.data import MetaTensor
+
+    if not isinstance(labels, MetaTensor):
+        return None
+    affine = labels.affine.detach().to("cpu", torch.float64)
+    spacing = torch.sqrt((affine[..., :spatial_dims, :spatial_dims] ** 2).sum(dim=-2)).numpy()
+    return spacing if spacing.ndim == 1 or spacing.shape[0] > 1 else spacing[0]
+
+
 def _batch_half_widths(
     batch: int,
     spatial_dims: int,
@@ -280,7 +293,8 @@ def boundary_mask(
         radius_mm: half-size of the window in mm, one value or one per axis; the half-width on axis ``a`` is
             ``floor(radius_mm_a / spacing_a)`` (a box, not a ball). Needs ``spacing``.
         spacing: voxel size in mm, ``(S,)`` shared by the batch or ``(B, S)`` per item (sequence, array or
-            tensor). Only with ``radius_mm``.
+            tensor). Only with ``radius_mm``. Default: from the affine when ``labels`` is a MetaTensor (e.g. a
+            collated batch from a MONAI DataLoader), else required.
         ignore_index: label of voxels that are never boundary and never count as a different neighbour.
         spatial_dims: 2 or 3; only needed for a 4D ``labels`` that is ambiguous: by default a 4D tensor is
             ``(B, 1, H, W)`` when ``shape[1] == 1`` and ``(B, H, W, D)`` otherwise.
@@ -307,10 +321,13 @@ def boundary_mask(
         raise TypeError(f"labels must be a torch.Tensor, got {type(labels).__name__}")
     if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, int)):
         raise TypeError(f"ignore_index must be an int or None, got {type(ignore_index).__name__} {ignore_index!r}")
+    meta = labels
     if type(labels) is not torch.Tensor:
         labels = labels.as_subclass(torch.Tensor)  # MetaTensor in: plain bool mask out, no meta bookkeeping
     labels = _check_integer_labels(_split_spatial(labels.detach(), spatial_dims))
     n_spatial = labels.ndim - 1
+    if radius_mm is not None and spacing is None:
+        spacing = meta_spacing(meta, n_spatial)
     widths = _batch_half_widths(labels.shape[0], n_spatial, kernel_size, radius_mm, spacing)
     valid = None if ignore_index is None else labels != ignore_index
     out = torch.zeros(labels.shape, dtype=torch.bool, device=labels.device)

@@ -29,13 +29,32 @@ __all__ = ["FUSION_METHODS", "fuse_raters", "rater_agreement_weights"]
 FUSION_METHODS = ("mean", "weighted", "majority", "random", "staple")
 
 
+def _count_dtype(num_raters: int) -> torch.dtype:
+    return torch.uint8 if num_raters <= 255 else torch.int32
+
+
 def _class_counts(raters: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """``(C, *spatial)`` number of raters voting for each class (float32)."""
-    return torch.stack([(raters == c).sum(0, dtype=torch.float32) for c in range(num_classes)])
+    """``(C, *spatial)`` number of raters voting for each class (an integer dtype), one rater at a time."""
+    counts = torch.zeros((num_classes, *raters.shape[1:]), dtype=_count_dtype(raters.shape[0]), device=raters.device)
+    for rater in raters:
+        for c in range(num_classes):
+            counts[c].add_(rater == c)
+    return counts
 
 
 def _one_hot(index: torch.Tensor, num_classes: int, dtype: torch.dtype) -> torch.Tensor:
     return torch.stack([(index == c).to(dtype) for c in range(num_classes)])
+
+
+def _first_argmax(counts: torch.Tensor) -> torch.Tensor:
+    """``argmax`` over dim 0 that keeps the lowest index on ties (a strict ``>`` scan over the classes)."""
+    best = counts[0].clone()
+    arg = torch.zeros(counts.shape[1:], dtype=torch.int64, device=counts.device)
+    for c in range(1, counts.shape[0]):
+        better = counts[c] > best
+        arg.masked_fill_(better, c)
+        torch.maximum(best, counts[c], out=best)
+    return arg
 
 
 def rater_agreement_weights(raters: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -66,18 +85,22 @@ def rater_agreement_weights(raters: torch.Tensor, num_classes: int) -> torch.Ten
     n = raters.shape[0]
     if n == 1:
         return torch.ones(1, dtype=torch.float64)
-    flat = raters.reshape(n, -1)
     total = torch.zeros(n, dtype=torch.float64)
     used = torch.zeros(n, dtype=torch.float64)
     for c in range(1, num_classes):
-        votes = (flat == c).to(torch.float64)
-        count = votes.sum(0)  # raters voting c at each voxel
-        a = votes.sum(1)  # sum(a) per rater
-        overlap = (votes * count).sum(1) - a  # (R - 1) * sum(a * m)
-        denom = (n - 1) * a + (count.sum() - a)  # (R - 1) * (sum(a) + sum(m))
-        present = denom > 0
-        total += torch.where(present, 2 * overlap / denom.clamp_min(1), 0.0)
-        used += present.to(torch.float64)
+        votes = [rater == c for rater in raters]
+        a = [int(torch.count_nonzero(v)) for v in votes]  # sum(a) per rater
+        overlap = [0] * n  # (R - 1) * sum(a * m) = sum over the other raters of the intersection sizes
+        for r in range(n):
+            for s in range(r + 1, n):
+                both = int(torch.count_nonzero(votes[r] & votes[s]))
+                overlap[r] += both
+                overlap[s] += both
+        for r in range(n):
+            denom = (n - 1) * a[r] + (sum(a) - a[r])  # (R - 1) * (sum(a) + sum(m))
+            if denom > 0:
+                total[r] += 2 * overlap[r] / denom
+                used[r] += 1
     weights = torch.where(used > 0, total / used.clamp_min(1), 1.0)
     return weights if bool((weights > 0).any()) else torch.ones(n, dtype=torch.float64)
 
@@ -87,7 +110,7 @@ def _staple(raters: torch.Tensor, num_classes: int, dtype: torch.dtype) -> torch
 
     arrays = raters.cpu().numpy().astype(np.uint8 if num_classes < 255 else np.uint16)
     images = [sitk.GetImageFromArray(a) for a in arrays]
-    mean = _class_counts(raters, num_classes).to(dtype) / raters.shape[0]
+    mean = fuse_raters(raters, "mean", num_classes, dtype=dtype)
     if num_classes == 2:
         fg = torch.from_numpy(sitk.GetArrayFromImage(sitk.STAPLE(images, 1.0, 1.0))).to(raters.device, dtype)
         out = torch.stack([1 - fg, fg])
@@ -144,10 +167,13 @@ def fuse_raters(
     if method == "staple":
         return _staple(raters, num_classes, dtype)
     if method == "majority":
-        return _one_hot(torch.argmax(_class_counts(raters, num_classes), dim=0), num_classes, dtype)
+        return _one_hot(_first_argmax(_class_counts(raters, num_classes)), num_classes, dtype)
     if method == "mean":
-        return (_class_counts(raters, num_classes) / n).to(dtype)
-    weights = rater_agreement_weights(raters, num_classes).to(raters.device)
-    weights = weights / weights.sum()
-    shape = (n,) + (1,) * (raters.ndim - 1)
-    return torch.stack([((raters == c) * weights.view(shape)).sum(0) for c in range(num_classes)]).to(dtype)
+        return _class_counts(raters, num_classes).to(dtype) / n
+    weights = rater_agreement_weights(raters, num_classes)
+    weights = (weights / weights.sum()).tolist()
+    out = torch.zeros((num_classes, *raters.shape[1:]), dtype=dtype, device=raters.device)
+    for w, rater in zip(weights, raters):
+        for c in range(num_classes):
+            out[c].add_(rater == c, alpha=w)
+    return out

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from monai_jdt.transforms.functional._labels import ParsedLabels, parse_labels
-from monai_jdt.transforms.functional.boundary import boundary_mask
+from monai_jdt.transforms.functional.boundary import boundary_mask, meta_spacing
 from monai_jdt.utils.checks import check_in_range
 
 __all__ = ["boundary_label_smoothing", "label_smoothing"]
@@ -91,7 +91,8 @@ def boundary_label_smoothing(
         kernel_size: odd boundary window in voxels, one int or one per axis (papers: 3). Ignored with ``radius_mm``.
         radius_mm: boundary window half-size in mm (one value or per axis): half-width ``floor(radius_mm /
             spacing)`` per axis, see :func:`boundary_mask`.
-        spacing: voxel size in mm, ``(S,)`` or ``(B, S)``; required with ``radius_mm``.
+        spacing: voxel size in mm, ``(S,)`` or ``(B, S)``, used with ``radius_mm``. Default: from the affine
+            when ``labels`` is a MetaTensor (a collated MONAI batch), else required with ``radius_mm``.
         ignore_index: label of ignored voxels of an index map (all-zero output vectors, never boundary, never a
             different neighbour). One-hot/soft labels mark ignored voxels with all-zero vectors instead.
         dtype: floating dtype of the output.
@@ -112,6 +113,8 @@ def boundary_label_smoothing(
     epsilon = check_in_range("epsilon", epsilon, 0.0, 1.0)
     dtype = _check_dtype(dtype)
     parsed = parse_labels(labels, num_classes, ignore_index, dtype)
+    if radius_mm is not None and spacing is None:
+        spacing = meta_spacing(labels, labels.ndim - 2)
     hard, sentinel = parsed.hard()
     where = boundary_mask(hard, kernel_size, radius_mm, spacing, sentinel, spatial_dims=labels.ndim - 2)
     if parsed.index is not None:

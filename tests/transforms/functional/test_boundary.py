@@ -207,6 +207,8 @@ def test_label_errors() -> None:
         boundary_mask(torch.tensor([[[0.0, 0.5]]]))
     with pytest.raises(ValueError, match="got value nan"):
         boundary_mask(torch.tensor([[[0.0, float("nan")]]]))
+    with pytest.raises(ValueError, match="got value inf"):
+        boundary_mask(torch.tensor([[[0.0, float("inf")]]]))
     with pytest.raises(ShapeError, match=r"index map of shape \(B, 1, \*spatial\).*got \(1, 2, 3, 3, 3\)"):
         boundary_mask(torch.zeros(1, 2, 3, 3, 3))
     with pytest.raises(ShapeError, match=r"2 or 3 spatial dims, got \(4, 4\)"):

@@ -174,3 +174,21 @@ def test_errors(labels: torch.Tensor, kwargs: dict, error: type, message: str) -
     if not {"radius_mm"} & kwargs.keys():
         with pytest.raises(error, match=message):
             label_smoothing(labels, **kwargs)
+
+
+def test_radius_mm_reads_per_item_spacing_from_a_collated_meta_batch() -> None:
+    from monai.data import MetaTensor, list_data_collate
+
+    rng = np.random.default_rng(8)
+    labs = [ndimage.zoom(rng.integers(0, 3, (4, 4, 4)), 3, order=0) for _ in range(2)]
+    items = [
+        {"label": MetaTensor(torch.from_numpy(lab)[None], affine=torch.diag(torch.tensor([*sp, 1.0])))}
+        for lab, sp in zip(labs, [(1.0, 1.0, 1.0), (1.0, 1.0, 5.0)])
+    ]
+    batch = list_data_collate(items)["label"]
+    assert batch.affine.shape == (2, 4, 4)
+    out = boundary_label_smoothing(batch, 3, radius_mm=2.0)
+    np.testing.assert_allclose(out[0].numpy(), scipy_bls(labs[0], 3, 0.5, [5, 5, 5], None), atol=1e-6)
+    np.testing.assert_allclose(out[1].numpy(), scipy_bls(labs[1], 3, 0.5, [5, 5, 1], None), atol=1e-6)
+    with pytest.raises(ValueError, match="radius_mm needs the voxel spacing"):
+        boundary_label_smoothing(batch.as_tensor(), 3, radius_mm=2.0)
