@@ -156,11 +156,14 @@ def _read_case(
         return None
     image_path = unique_or_problem(image, f"{case_dir}/imaging.nii[.gz]", problems)
     entry: dict[str, Any] = {"image": str(image_path), "case_id": case_dir.name}
+    folder = KITS_EDITIONS[edition][1]
     if not label:
+        if folder is not None and (case_dir / folder).is_dir() and any((case_dir / folder).iterdir()):
+            # annotations without the ground truth: an incomplete copy, not a test case
+            problems.missing.append(f"{case_dir}/{label_stem}.nii[.gz] (the case has {folder}/)")
         return entry
     label_path = unique_or_problem(label, f"{case_dir}/{label_stem}.nii[.gz]", problems)
     files: list[Path] = []
-    folder = KITS_EDITIONS[edition][1]
     if instances and folder is not None:
         files = _instance_files(case_dir, folder, problems)
     if image_path is None or label_path is None:

@@ -100,3 +100,15 @@ def test_region_masks_follow_the_kits_definitions() -> None:
     np.testing.assert_array_equal(regions[1], (label == 2) | (label == 3))  # tumour or cyst
     np.testing.assert_array_equal(regions[2], label == 2)
     torch.testing.assert_close(region_masks(torch.as_tensor(label)), torch.as_tensor(regions))
+
+
+def test_annotations_without_ground_truth_are_not_taken_for_a_test_case(
+    kits_roots: dict[str, Path], tmp_path: Path
+) -> None:
+    root = tmp_path / "kits21"
+    shutil.copytree(kits_roots["kits21"], root)
+    (root / "case_00001" / "aggregated_MAJ_seg.nii.gz").unlink()
+    with pytest.raises(
+        FileNotFoundError, match=r"case_00001/aggregated_MAJ_seg.nii\[.gz\] \(the case has segmentations/\)"
+    ):
+        kits_datalist(root, "kits21")
