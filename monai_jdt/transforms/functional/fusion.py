@@ -36,6 +36,11 @@ def _count_dtype(num_raters: int) -> torch.dtype:
 def _class_counts(raters: torch.Tensor, num_classes: int) -> torch.Tensor:
     """``(C, *spatial)`` number of raters voting for each class (an integer dtype), one rater at a time."""
     counts = torch.zeros((num_classes, *raters.shape[1:]), dtype=_count_dtype(raters.shape[0]), device=raters.device)
+    if num_classes == 2:  # binary raters hold 0/1: the foreground count is their sum
+        for rater in raters:
+            counts[1].add_(rater)
+        torch.sub(raters.shape[0], counts[1], out=counts[0])
+        return counts
     for rater in raters:
         for c in range(num_classes):
             counts[c].add_(rater == c)
