@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from monai_jdt.losses.compound import DiceSemimetricCELoss, JaccardMetricCELoss
 from monai_jdt.losses.cross_entropy import SoftCrossEntropyLoss
+from monai_jdt.losses.distillation import DistillationLoss
 from monai_jdt.losses.lovasz import LovaszHingeLoss, LovaszSoftmaxLoss
 from monai_jdt.losses.overlap import CompatibleTverskyLoss, DiceSemimetricLoss, JaccardMetricLoss
 
@@ -16,4 +17,5 @@ __all__ = [
     "LovaszHingeLoss",
     "LovaszSoftmaxLoss",
     "SoftCrossEntropyLoss",
+    "DistillationLoss",
 ]

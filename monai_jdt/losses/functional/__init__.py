@@ -9,6 +9,12 @@ from monai_jdt.losses.functional.compound import (
     jaccard_metric_ce_loss,
 )
 from monai_jdt.losses.functional.cross_entropy import soft_cross_entropy
+from monai_jdt.losses.functional.distillation import (
+    DistillationParts,
+    distillation_kl_div,
+    distillation_loss,
+    distillation_loss_parts,
+)
 from monai_jdt.losses.functional.lovasz import lovasz_hinge_loss, lovasz_jaccard_extension, lovasz_softmax_loss
 from monai_jdt.losses.functional.overlap import (
     compatible_tversky_loss,
@@ -28,4 +34,8 @@ __all__ = [
     "lovasz_jaccard_extension",
     "lovasz_softmax_loss",
     "soft_cross_entropy",
+    "DistillationParts",
+    "distillation_kl_div",
+    "distillation_loss",
+    "distillation_loss_parts",
 ]
