@@ -9,6 +9,7 @@ import pytest
 
 MODULES = [
     "monai_jdt.metrics.functional.calibration",
+    "monai_jdt.metrics.functional.calibration_binning",
     "monai_jdt.metrics.functional.calibration_stats",
     "monai_jdt.metrics.functional.fine_grained",
     "monai_jdt.metrics.functional.overlap_counts",

@@ -10,7 +10,8 @@ from monai_jdt.metrics.functional.calibration import (
     calibration_errors_from_statistics,
     reliability_bins,
 )
-from monai_jdt.metrics.functional.calibration_stats import CalibrationStatistics, bin_index, calibration_statistics
+from monai_jdt.metrics.functional.calibration_binning import bin_index, hard_index, top_label
+from monai_jdt.metrics.functional.calibration_stats import CalibrationStatistics, calibration_statistics
 from monai_jdt.metrics.functional.fine_grained import (
     OVERLAP_FIGURES,
     fine_grained_from_counts,
@@ -50,6 +51,7 @@ __all__ = [
     "check_thresholds",
     "fine_grained_from_counts",
     "fine_grained_overlap",
+    "hard_index",
     "overlap_class_ids",
     "overlap_counts",
     "overlap_scores",
@@ -60,5 +62,6 @@ __all__ = [
     "resolve_target",
     "target_is_index",
     "thresholded_soft_dice",
+    "top_label",
     "worst_mean",
 ]
