@@ -202,35 +202,48 @@ def _to_uint8_inner(labels: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
     return (labels - lo).to(torch.uint8) + 1
 
 
-def _working_pair(labels: torch.Tensor, valid: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """Labels prepared for the max and the min filter: ignored voxels hold the identity of each filter.
+def _working_labels(labels: torch.Tensor, valid: torch.Tensor | None) -> tuple[torch.Tensor, int] | None:
+    """Labels in a compact dtype for the filters, and the identity of the max filter (``None``: no valid voxel).
 
     Labels whose valid range spans at most 254 values become uint8 in ``1..254`` (8x less memory traffic than
-    int64; without ignored voxels any range inside ``0..255`` is kept as is); others use int64 with the int64
-    extremes as identities. ``None``: no valid voxel. The values of ignored voxels are overwritten, so their
-    conversion does not matter.
+    int64; without ignored voxels any range inside ``0..255`` is kept as is), others int64. The values of ignored
+    voxels are overwritten later, so their conversion does not matter.
     """
     if valid is None:
         lo_t, hi_t = torch.aminmax(labels)
         lo, hi = int(lo_t), int(hi_t)
         if 0 <= lo and hi <= 255:
-            work = labels if labels.dtype == torch.uint8 else labels.to(torch.uint8)
-        elif hi - lo <= 255:
-            work = (labels - lo).to(torch.uint8)
-        else:
-            work = labels.to(torch.int64)
-        return work, work
+            return (labels if labels.dtype == torch.uint8 else labels.to(torch.uint8)), 0
+        if hi - lo <= 255:
+            return (labels - lo).to(torch.uint8), 0
+        return labels.to(torch.int64), int(torch.iinfo(torch.int64).min)
     if not bool(valid.any()):
         return None
     lo, hi = _valid_range(labels, valid)
     if hi - lo <= 253:
-        work = _to_uint8_inner(labels, lo, hi)
-        low_id, high_id = 0, 255
-    else:
-        work = labels.to(torch.int64)
-        info = torch.iinfo(torch.int64)
-        low_id, high_id = info.min, info.max
-    return work.masked_fill(~valid, low_id), work.masked_fill(~valid, high_id)
+        return _to_uint8_inner(labels, lo, hi), 0
+    return labels.to(torch.int64), int(torch.iinfo(torch.int64).min)
+
+
+def _window_max_min(
+    labels: torch.Tensor, valid: torch.Tensor | None, half_widths: Sequence[int]
+) -> torch.Tensor | None:
+    """``max != min`` over each window of the non-ignored labels, with ONE stacked max filter.
+
+    ``min(x) = ~max(~x)`` (bitwise not reverses the order of uint8 and int64), so the max and the min filter run
+    as one max filter over ``[x, ~x]``, half the number of tensor ops (each op costs a thread fork/join).
+    Ignored voxels hold the max filter's identity in both halves. ``None``: no valid voxel.
+    """
+    prepared = _working_labels(labels, valid)
+    if prepared is None:
+        return None
+    work, identity = prepared
+    stacked = torch.cat([work, torch.bitwise_not(work)])
+    if valid is not None:
+        stacked.masked_fill_(~torch.cat([valid, valid]), identity)
+    filtered = _box_extreme(stacked, half_widths, torch.maximum)
+    n = labels.shape[0]
+    return filtered[:n] != torch.bitwise_not(filtered[n:])
 
 
 def meta_spacing(labels: torch.Tensor, spatial_dims: int) -> np.ndarray | None:
@@ -337,12 +350,11 @@ def boundary_mask(
     for w, items in groups.items():
         index = slice(None) if len(items) == labels.shape[0] else torch.tensor(items, device=labels.device)
         sub_valid = None if valid is None else valid[index]
-        pair = _working_pair(labels[index], sub_valid)
-        if pair is None or not any(w):
+        if not any(w):
             continue
-        high = _box_extreme(pair[0], w, torch.maximum)
-        low = _box_extreme(pair[1], w, torch.minimum)
-        edge = high != low
+        edge = _window_max_min(labels[index], sub_valid, w)
+        if edge is None:
+            continue
         if sub_valid is not None:
             edge &= sub_valid
         out[index] = edge
