@@ -83,12 +83,15 @@ def _check_same_grid(
 def _check_values(raters: torch.Tensor, names: list[str], num_classes: int) -> None:
     if raters.dtype.is_complex:
         raise TypeError(f"raters must hold integer labels, got dtype {raters.dtype}")
+    if raters.dtype == torch.bool:
+        return
+    lo, hi = torch.aminmax(raters)
+    in_range = float(lo) >= 0 and float(hi) < num_classes  # False for nan
+    if in_range and not (raters.is_floating_point() and bool(torch.frac(raters).ne(0).any())):
+        return  # the usual case, in one or two passes
     bad = (raters < 0) | (raters >= num_classes)
     if raters.is_floating_point():
-        bad |= raters != torch.round(raters)
-        bad |= torch.isnan(raters)
-    if not bool(bad.any()):
-        return
+        bad |= torch.frac(raters) != 0  # fractional or nan
     which = int(torch.nonzero(bad.flatten(1).any(1))[0])
     values = torch.unique(raters[which][bad[which]])[:8].tolist()
     raise ValueError(

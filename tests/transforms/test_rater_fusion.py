@@ -210,6 +210,13 @@ def test_errors_values_outside_label_set() -> None:
         FuseRaters()([a, a * 0.5])
     with pytest.raises(ValueError, match=r"holds values \[-1\]"):
         FuseRaters()([a.astype(np.int64) - 1])
+    with_nan = a.astype(np.float32)
+    with_nan[0, 0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"rater 'rater 0' holds values \[nan\]"):
+        FuseRaters()([with_nan, a])
+    c, d = _raters(2)
+    as_bool = FuseRaters()([c.astype(bool), d.astype(bool)])  # bool masks are valid binary raters
+    np.testing.assert_allclose(as_bool[1].numpy(), (c[0] + d[0]) / 2)
 
 
 def test_errors_arguments_and_counts() -> None:
