@@ -63,7 +63,9 @@ def run(args: argparse.Namespace) -> int:
         folder = _export_datalist(args)
     else:
         if args.channel_name != "CT":
-            raise ValueError(f"--channel-name applies to --datalist only (synthetic cases are CT), got {args.channel_name!r}")
+            raise ValueError(
+                f"--channel-name applies to --datalist only (synthetic cases are CT), got {args.channel_name!r}"
+            )
         size = args.size[0] if len(args.size) == 1 else tuple(args.size)
         folder = write_synthetic_nnunet_dataset(
             args.out, like=args.like, dataset_id=args.dataset_id, name=args.name, cases=args.cases, size=size,

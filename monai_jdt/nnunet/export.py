@@ -207,8 +207,8 @@ def _synthetic_entries(like: str, root: Path, cases: int, size: Any, seed: int) 
 
     write_synthetic_kits(root, edition="kits23", cases=cases, size=size, seed=seed, annotations=1,
                          progress_bar=False)
-    return [{"image": root / f"case_{n:05d}" / "imaging.nii.gz", "label": root / f"case_{n:05d}" / "segmentation.nii.gz",
-             "case_id": f"kits_{n:03d}"} for n in range(cases)]
+    return [{"image": root / f"case_{n:05d}" / "imaging.nii.gz",
+             "label": root / f"case_{n:05d}" / "segmentation.nii.gz", "case_id": f"kits_{n:03d}"} for n in range(cases)]
 
 
 def write_synthetic_nnunet_dataset(

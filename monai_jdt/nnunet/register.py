@@ -58,7 +58,7 @@ Remove with: python -m monai_jdt nnunet-register --unregister
 
 try:
     from monai_jdt.nnunet.trainers import (  # noqa: F401
-        {(","+chr(10)+"        ").join(TRAINER_NAMES)},
+        {(","+chr(10)+"        ").join(sorted(TRAINER_NAMES))},
     )
 except ImportError as _err:  # monai_jdt missing or broken: keep nnU-Net's own trainer lookup working
     import warnings as _warnings

@@ -68,7 +68,7 @@ def _env_positive_int(name: str) -> int | None:
     return value
 
 
-class nnUNetTrainerJDT(nnUNetTrainer):  # noqa: N801  (nnU-Net's naming convention)
+class nnUNetTrainerJDT(nnUNetTrainer):
     """Base of the monai_jdt trainers: nnU-Net's trainer with :class:`NNUNetOverlapCELoss` as the loss.
 
     Class attributes (override in a subclass):
@@ -119,7 +119,7 @@ class nnUNetTrainerJDT(nnUNetTrainer):  # noqa: N801  (nnU-Net's naming conventi
             smoothing_kernel_size=self.jdt_smoothing_kernel_size,
         )
 
-    def _build_loss(self):  # noqa: ANN202  (nnU-Net's hook)
+    def _build_loss(self):
         original = super()._build_loss()
         ours = self.build_jdt_loss()
         self.print_to_log_file(f"monai_jdt loss: {ours.extra_repr()}", also_print_to_console=False)
@@ -129,19 +129,19 @@ class nnUNetTrainerJDT(nnUNetTrainer):  # noqa: N801  (nnU-Net's naming conventi
         return ours
 
 
-class nnUNetTrainerDMLCE(nnUNetTrainerJDT):  # noqa: N801
+class nnUNetTrainerDMLCE(nnUNetTrainerJDT):
     """CE + Dice semimetric loss (DML, arXiv 2303.16296) in place of nnU-Net's CE + soft Dice."""
 
     jdt_overlap = "dice"
 
 
-class nnUNetTrainerJMLCE(nnUNetTrainerJDT):  # noqa: N801
+class nnUNetTrainerJMLCE(nnUNetTrainerJDT):
     """CE + Jaccard metric loss (JML, arXiv 2302.05666) in place of nnU-Net's CE + soft Dice."""
 
     jdt_overlap = "jaccard"
 
 
-class nnUNetTrainerDMLCE_BLS(nnUNetTrainerJDT):  # noqa: N801
+class nnUNetTrainerDMLCE_BLS(nnUNetTrainerJDT):
     """CE + DML on boundary-label-smoothed targets (epsilon 0.5, 3-voxel window), made on the fly per level."""
 
     jdt_overlap = "dice"
@@ -149,7 +149,7 @@ class nnUNetTrainerDMLCE_BLS(nnUNetTrainerJDT):  # noqa: N801
     jdt_smoothing_kernel_size = 3
 
 
-class nnUNetTrainerDMLCE_ClassAgnostic(nnUNetTrainerJDT):  # noqa: N801
+class nnUNetTrainerDMLCE_ClassAgnostic(nnUNetTrainerJDT):
     """CE + class-agnostic DML: tp/fp/fn pooled over the foreground classes (regions) before the ratio."""
 
     jdt_overlap = "dice"

@@ -8,9 +8,9 @@ Remove with: python -m monai_jdt nnunet-register --unregister
 try:
     from monai_jdt.nnunet.trainers import (  # noqa: F401
         nnUNetTrainerDMLCE,
-        nnUNetTrainerJMLCE,
         nnUNetTrainerDMLCE_BLS,
         nnUNetTrainerDMLCE_ClassAgnostic,
+        nnUNetTrainerJMLCE,
     )
 except ImportError as _err:  # monai_jdt missing or broken: keep nnU-Net's own trainer lookup working
     import warnings as _warnings
