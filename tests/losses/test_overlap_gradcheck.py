@@ -140,3 +140,34 @@ def _has_fused_node(fn, depth: int = 0) -> bool:
     if "FusedSoftmaxCardinalities" in type(fn).__name__:
         return True
     return any(_has_fused_node(child, depth + 1) for child, _ in fn.next_functions)
+
+
+@pytest.fixture
+def two_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("target_kind", ["soft", "index"])
+def test_fused_worker_threads_equal_generic(target_kind, two_threads, monkeypatch):
+    """With 2 intra-op threads the CPU kernel shares its blocks out to 2 single-threaded workers."""
+    monkeypatch.setattr(_overlap_fused, "BLOCK_ELEMENTS", 2048)
+    g = torch.Generator().manual_seed(8)
+    logits = torch.randn(3, 4, 17, 13, 11, dtype=torch.float64, generator=g)
+    if target_kind == "index":
+        target = torch.randint(0, 4, (3, 1, 17, 13, 11), generator=g)
+    else:
+        target = torch.softmax(torch.randn(3, 4, 17, 13, 11, dtype=torch.float64, generator=g), 1)
+    mask = torch.rand(3, 17, 13, 11, generator=g) > 0.1
+    results = []
+    for fused in (True, False):
+        x = logits.clone().requires_grad_(True)
+        loss = JaccardMetricLoss(softmax=True, to_onehot_y=target_kind == "index", active_classes="both", fused=fused)
+        value = loss(x, target, mask)
+        value.backward()
+        results.append((value.detach(), x.grad))
+    torch.testing.assert_close(results[0][0], results[1][0], rtol=1e-12, atol=0)
+    torch.testing.assert_close(results[0][1], results[1][1], rtol=1e-10, atol=1e-16)
+    assert torch.get_num_threads() == 2  # the pool's per-thread setting did not leak into the caller

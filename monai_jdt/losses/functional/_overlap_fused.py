@@ -5,34 +5,40 @@ For logits ``z`` (``B, C, N``), ``s = softmax(z, dim=1)``, a target ``y`` (dense
 
     P = sum_n m s,    G = sum_n m y,    D = sum_n m |s - y|
 
-(plus the optional maxima used by ``active_classes``). It walks the voxels in blocks of about
-``BLOCK_ELEMENTS`` values with reused scratch buffers, sums each block in the input's dtype and accumulates the
-block sums in float64. For an index map the block's ``y`` is a float "is this class" indicator written into a
-scratch buffer by one ``torch.eq`` (no one-hot of the volume, no boolean arithmetic).
+(plus the optional maxima used by ``active_classes``). The softmax is written into the one volume-sized buffer
+the function keeps; ``D`` (and ``G`` for an index map) walk the voxels in blocks of about ``BLOCK_ELEMENTS``
+values with reused scratch buffers; sums are taken in the input's dtype and accumulated in float64. For an
+index map there is no one-hot: the labels are stored once as small integers (masked voxels get the unused
+label ``C``), a block's float "is this class" indicator ``y`` comes from one ``torch.eq`` into a scratch
+buffer, and ``D = P + G - 2 sum_n y s``.
 
 The backward receives ``dL/dP`` and ``dL/dD`` (``B, C``) and uses ``d|s - y|/ds = sign(s - y)``:
 
     h = m (dL/dP + dL/dD sign(s - y)),    dL/dz = s h - s sum_c (s h)       (softmax Jacobian-vector product)
 
-written block by block into the saved softmax buffer, which is returned as the gradient: the whole function
-needs one volume-sized buffer. When the backward keeps the graph (``retain_graph=True``, as ``gradcheck`` does)
-the gradient goes to a copy instead, so the graph can be back-propagated again; on a torch that cannot report
-``retain_graph``, a second backward raises a ``RuntimeError``. Double backward is not supported
-(``fused=False`` allows it).
+written block by block into the saved softmax buffer, which is returned as the gradient. For an index map
+``sign(s - y) = 1 - 2 y`` (where ``s`` is exactly 0 or 1 the two differ, but ``dL/dz`` does not beyond the
+rounding of a saturated softmax). When the backward keeps the graph (``retain_graph=True``, as ``gradcheck``
+does) the gradient goes to a copy, so the graph can be back-propagated again; on a torch that cannot report
+``retain_graph``, a second backward raises a ``RuntimeError``. Double backward is not supported (``fused=False``).
 
-Only plain torch operations are used, so the same code runs on CUDA (with larger blocks).
+On CPU the blocks are shared out to single-threaded workers (:mod:`._threads`); only plain torch operations are
+used, so the same code runs on CUDA (in the calling thread, with larger blocks).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import torch
 
+from monai_jdt.losses.functional._threads import parallel_map, split_range, worker_count
+
 __all__ = ["BLOCK_ELEMENTS", "FusedSoftmaxCardinalities", "fused_softmax_stats"]
 
-#: values per block on CPU (a few blocks live in L2/L3); CUDA uses CUDA_BLOCK_ELEMENTS.
+#: values per block on CPU (a worker's operands stay in its L2 cache); CUDA uses CUDA_BLOCK_ELEMENTS.
 BLOCK_ELEMENTS = 1 << 18
 CUDA_BLOCK_ELEMENTS = 1 << 26
 
@@ -43,91 +49,100 @@ _SECOND_BACKWARD = (
 )
 
 
-def _block_length(shape: torch.Size, device: torch.device) -> int:
-    budget = CUDA_BLOCK_ELEMENTS if device.type == "cuda" else BLOCK_ELEMENTS
-    rows = shape[0] * shape[1]
-    return max(1024, budget // max(rows, 1))
-
-
-def _blocks(n: int, step: int) -> Iterator[tuple[int, int]]:
-    for start in range(0, n, step):
-        yield start, min(n, start + step)
-
-
-class _Blocks:
-    """Scratch buffers and the per-block target / mask views shared by the forward and the backward."""
+class _Plan:
+    """Block layout and per-block views of the target and the mask, shared by the forward and the backward."""
 
     def __init__(self, probs: torch.Tensor, dense: torch.Tensor | None, label: torch.Tensor | None, mask: Any):
         batch, num_classes, n = probs.shape
-        self.step = min(n, _block_length(probs.shape, probs.device))
+        budget = CUDA_BLOCK_ELEMENTS if probs.device.type == "cuda" else BLOCK_ELEMENTS
+        self.step = min(n, max(256, budget // (batch * num_classes)))
         self.probs, self.dense, self.label, self.mask = probs, dense, label, mask
-        like = {"dtype": probs.dtype, "device": probs.device}
-        self.scratch = torch.empty(batch, num_classes, self.step, **like)
-        self.ybuf = None if label is None else torch.empty(batch, num_classes, self.step, **like)
-        self.mbuf = None if mask is None else torch.empty(batch, self.step, 1, **like)
-        self.classes = torch.arange(num_classes, device=probs.device).view(1, num_classes, 1)
+        self.workers = worker_count(probs.device)
+        self.classes = None
+        if label is not None:
+            self.classes = torch.arange(num_classes, dtype=label.dtype, device=probs.device).view(1, num_classes, 1)
 
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        return _blocks(self.probs.shape[2], self.step)
+    def scratch(self, rows: int | None = None) -> torch.Tensor:
+        batch, num_classes, _ = self.probs.shape
+        rows = num_classes if rows is None else rows
+        return torch.empty(batch, rows, self.step, dtype=self.probs.dtype, device=self.probs.device)
 
-    def target(self, start: int, stop: int) -> torch.Tensor:
-        if self.dense is not None:
-            return self.dense[..., start:stop]
-        assert self.label is not None and self.ybuf is not None
-        return torch.eq(self.label[:, None, start:stop], self.classes, out=self.ybuf[..., : stop - start])
+    def map(self, fn: Any) -> list[Any]:
+        """Run ``fn(lo, hi)`` over contiguous, block-aligned voxel ranges (one per worker)."""
+        return parallel_map(fn, split_range(self.probs.shape[2], self.step, self.workers), self.workers)
 
-    def weights(self, start: int, stop: int) -> torch.Tensor | None:
-        """The block's mask as a float ``(B, k, 1)`` column (for ``bmm``), or ``None`` without a mask."""
-        if self.mask is None:
-            return None
-        assert self.mbuf is not None
-        return self.mbuf[:, : stop - start].copy_(self.mask[:, start:stop, None])
+    def blocks(self, lo: int, hi: int) -> Iterator[tuple[int, int]]:
+        for start in range(lo, hi, self.step):
+            yield start, min(hi, start + self.step)
 
+    def indicator(self, start: int, stop: int, buf: torch.Tensor) -> torch.Tensor:
+        """The block's float one-hot ``y`` of an index map, written into ``buf``."""
+        return torch.eq(self.label[:, None, start:stop], self.classes, out=buf[..., : stop - start])
 
-def _masked_sum(v: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
-    return v.sum(-1) if w is None else torch.bmm(v, w)[..., 0]
-
-
-def _masked_amax(v: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
-    return v.amax(-1) if w is None else (v * w.transpose(1, 2)).amax(-1)
+    def mask_column(self, start: int, stop: int) -> torch.Tensor | None:
+        """The block's mask as a float ``(B, k, 1)`` column (for ``bmm``), or ``None``."""
+        return None if self.mask is None else self.mask[..., start:stop].transpose(1, 2)
 
 
-def _forward_blocks(blocks: _Blocks, want_target_max: bool, want_pred_max: bool) -> list[torch.Tensor]:
-    probs = blocks.probs
-    batch, num_classes, _ = probs.shape
-    acc = [torch.zeros(batch, num_classes, dtype=torch.float64, device=probs.device) for _ in range(3)]
-    maxima = [torch.zeros(batch, num_classes, dtype=probs.dtype, device=probs.device) for _ in range(2)]
-    for start, stop in blocks:
-        s_blk, y_blk, w_blk = probs[..., start:stop], blocks.target(start, stop), blocks.weights(start, stop)
-        diff = torch.sub(s_blk, y_blk, out=blocks.scratch[..., : stop - start]).abs_()
-        acc[0] += _masked_sum(s_blk, w_blk)
-        acc[1] += _masked_sum(y_blk, w_blk)
-        acc[2] += _masked_sum(diff, w_blk)
-        if want_target_max:
-            torch.maximum(maxima[0], _masked_amax(y_blk, w_blk), out=maxima[0])
-        if want_pred_max:
-            torch.maximum(maxima[1], _masked_amax(s_blk, w_blk), out=maxima[1])
-    return [acc[0], acc[1], acc[2], maxima[0].to(torch.float64), maxima[1].to(torch.float64)]
+def _sum(v: torch.Tensor, column: torch.Tensor | None) -> torch.Tensor:
+    return v.sum(-1) if column is None else torch.bmm(v, column)[..., 0]
 
 
-def _backward_blocks(blocks: _Blocks, grad_pred: torch.Tensor, grad_diff: torch.Tensor) -> torch.Tensor:
-    """Overwrite ``blocks.probs`` with dL/dz and return it."""
-    probs = blocks.probs
-    g_p = grad_pred.to(probs.dtype)[..., None]
-    g_d = grad_diff.to(probs.dtype)[..., None]
-    prod_buf = torch.empty_like(blocks.scratch)
-    dot_buf = torch.empty(probs.shape[0], 1, blocks.step, dtype=probs.dtype, device=probs.device)
-    for start, stop in blocks:
+def _amax(v: torch.Tensor, column: torch.Tensor | None) -> torch.Tensor:
+    return v.amax(-1) if column is None else (v * column.transpose(1, 2)).amax(-1)
+
+
+def _forward_part(plan: _Plan, want_max: tuple[bool, bool], lo: int, hi: int):
+    """Partial sums ``(P, G, D)`` (``D`` is ``sum y s`` for an index map) and maxima of the voxels ``[lo, hi)``."""
+    probs, dense = plan.probs, plan.dense
+    card_pred = _sum(probs[..., lo:hi], plan.mask_column(lo, hi))
+    card_target, third = torch.zeros_like(card_pred), torch.zeros_like(card_pred)
+    maxima = torch.zeros(2, *probs.shape[:2], dtype=probs.dtype, device=probs.device)
+    buf = plan.scratch()
+    for start, stop in plan.blocks(lo, hi):
+        s_blk, column = probs[..., start:stop], plan.mask_column(start, stop)
+        if want_max[1]:
+            torch.maximum(maxima[1], _amax(s_blk, column), out=maxima[1])
+        if dense is None:  # index map: G and the overlap sum(y s); masked voxels carry the unused label
+            y = plan.indicator(start, stop, buf)
+            card_target += y.sum(-1)
+            third += y.mul_(s_blk).sum(-1)
+            continue
+        y = dense[..., start:stop]
+        card_target += _sum(y, column)
+        third += _sum(torch.sub(s_blk, y, out=buf[..., : stop - start]).abs_(), column)
+        if want_max[0]:
+            torch.maximum(maxima[0], _amax(y, column), out=maxima[0])
+    return torch.stack((card_pred, card_target, third)).to(torch.float64), maxima
+
+
+def _forward(plan: _Plan, want_max: tuple[bool, bool]) -> list[torch.Tensor]:
+    parts = plan.map(partial(_forward_part, plan, want_max))
+    card_pred, card_target, third = sum(p[0] for p in parts).unbind(0)
+    maxima = torch.stack([p[1] for p in parts]).amax(0).to(torch.float64)
+    if plan.dense is None:
+        return [card_pred, card_target, card_pred + card_target - 2 * third, (card_target > 0).double(), maxima[1]]
+    return [card_pred, card_target, third, maxima[0], maxima[1]]
+
+
+def _backward_part(plan: _Plan, g_p: torch.Tensor, g_d: torch.Tensor, lo: int, hi: int) -> None:
+    """Overwrite ``plan.probs[..., lo:hi]`` with dL/dz (``g_p``, ``g_d``: ``(B, C, 1)``)."""
+    probs = plan.probs
+    buf, prod_buf, dot_buf = plan.scratch(), plan.scratch(), plan.scratch(rows=1)
+    ones = torch.ones(probs.shape[0], 1, probs.shape[1], dtype=probs.dtype, device=probs.device)
+    for start, stop in plan.blocks(lo, hi):
         k = stop - start
-        s_blk, y_blk, w_blk = probs[..., start:stop], blocks.target(start, stop), blocks.weights(start, stop)
-        h = torch.sub(s_blk, y_blk, out=blocks.scratch[..., :k]).sign_()
-        h = torch.addcmul(g_p, h, g_d, out=h)
-        if w_blk is not None:
-            h.mul_(w_blk.transpose(1, 2))
+        s_blk = probs[..., start:stop]
+        if plan.label is not None:
+            h = plan.indicator(start, stop, buf)
+        else:
+            h = torch.sub(s_blk, plan.dense[..., start:stop], out=buf[..., :k]).sign_()
+        h.mul_(g_d).add_(g_p)
+        if plan.mask is not None:
+            h.mul_(plan.mask[..., start:stop])
         prod = torch.mul(s_blk, h, out=prod_buf[..., :k])
-        dot = torch.sum(prod, 1, keepdim=True, out=dot_buf[..., :k])
+        dot = torch.bmm(ones, prod, out=dot_buf[..., :k])
         torch.addcmul(prod, s_blk, dot, value=-1, out=s_blk)
-    return probs
 
 
 def _graph_is_kept() -> bool:
@@ -149,8 +164,8 @@ class FusedSoftmaxCardinalities(torch.autograd.Function):
         want_target_max: bool,
         want_pred_max: bool,
     ) -> tuple[torch.Tensor, ...]:
-        probs = torch.softmax(logits, 1)
-        outputs = _forward_blocks(_Blocks(probs, dense, label, mask), want_target_max, want_pred_max)
+        probs = torch.softmax(logits, 1)  # one parallel pass; the buffer is kept and becomes the gradient
+        outputs = _forward(_Plan(probs, dense, label, mask), (want_target_max, want_pred_max))
         ctx.save_for_backward(probs, dense, label, mask)
         ctx.consumed = False
         ctx.mark_non_differentiable(outputs[1], outputs[3], outputs[4])
@@ -166,12 +181,22 @@ class FusedSoftmaxCardinalities(torch.autograd.Function):
             probs = probs.clone()  # retain_graph=True: keep the saved buffer intact for the next backward
         else:
             ctx.consumed = True
-        grad_diff = grads[1]
-        zeros = torch.zeros(probs.shape[:2], dtype=torch.float64, device=probs.device)
-        grad_pred = zeros if grad_pred is None else grad_pred
-        grad_diff = zeros if grad_diff is None else grad_diff
-        grad = _backward_blocks(_Blocks(probs, dense, label, mask), grad_pred, grad_diff)
-        return grad, None, None, None, None, None
+        zeros = torch.zeros(probs.shape[:2], dtype=probs.dtype, device=probs.device)
+        g_p = zeros if grad_pred is None else grad_pred.to(probs.dtype)
+        g_d = zeros if grads[1] is None else grads[1].to(probs.dtype)
+        if label is not None:  # h = (g_p + g_d) - 2 g_d y
+            g_p, g_d = g_p + g_d, -2 * g_d
+        plan = _Plan(probs, dense, label, mask)
+        plan.map(partial(_backward_part, plan, g_p[..., None], g_d[..., None]))
+        return probs, None, None, None, None, None
+
+
+def _small_labels(label: torch.Tensor, mask: torch.Tensor | None, num_classes: int) -> torch.Tensor:
+    """Labels as uint8 (int32 from 255 classes on) with the unused label ``C`` on masked voxels."""
+    dtype = torch.uint8 if num_classes < 255 else torch.int32
+    if mask is None:
+        return label.to(dtype)
+    return torch.where(mask, label, num_classes).to(dtype)
 
 
 def fused_softmax_stats(
@@ -189,11 +214,17 @@ def fused_softmax_stats(
         dense: ``(B, C, *spatial)`` target with ``logits``' dtype, or ``None`` for an index map.
         label: ``(B, *spatial)`` int64 class indices, or ``None`` for a dense target.
         mask: ``(B, *spatial)`` bool voxel mask or ``None``.
-        want_max: whether to compute the target's and the prediction's maxima.
+        want_max: whether to compute the target's and the prediction's maxima (``active_classes``).
+
+    Returns:
+        ``P, G, D, target_max, pred_max``, each ``(B, C)`` float64.
     """
     batch, num_classes = logits.shape[:2]
     flat = logits.reshape(batch, num_classes, -1)
-    dense = None if dense is None else dense.reshape(batch, num_classes, -1)
-    label = None if label is None else label.reshape(batch, -1)
-    mask = None if mask is None else mask.reshape(batch, -1)
-    return FusedSoftmaxCardinalities.apply(flat, dense, label, mask, *want_max)
+    mask = None if mask is None else mask.reshape(batch, 1, -1)
+    if label is not None:
+        label = _small_labels(label.reshape(batch, -1), None if mask is None else mask[:, 0], num_classes)
+    if dense is not None:
+        dense = dense.reshape(batch, num_classes, -1)
+    mask_f = None if mask is None else mask.to(logits.dtype)
+    return FusedSoftmaxCardinalities.apply(flat, dense, label, mask_f, *want_max)

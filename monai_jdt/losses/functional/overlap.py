@@ -33,7 +33,7 @@ from monai_jdt.losses.functional._overlap_fused import fused_softmax_stats
 from monai_jdt.losses.functional._overlap_reduce import reduce_levels
 from monai_jdt.losses.functional._overlap_stats import OverlapStats, generic_stats
 from monai_jdt.utils.errors import ShapeError
-from monai_jdt.utils.targets import SegTarget, prepare_target
+from monai_jdt.utils.targets import prepare_target
 
 __all__ = ["compatible_tversky_loss", "dice_semimetric_loss", "jaccard_metric_loss", "overlap_loss"]
 
@@ -68,8 +68,9 @@ def _use_fused(input: torch.Tensor, target: torch.Tensor, cfg: OverlapConfig) ->
     )
 
 
-def _stats(input: torch.Tensor, target: torch.Tensor, seg: SegTarget, cfg: OverlapConfig) -> OverlapStats:
+def _stats(input: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None, cfg: OverlapConfig) -> OverlapStats:
     want_max = (cfg.active_classes in ("present", "both"), cfg.active_classes in ("prob", "both"))
+    seg = prepare_target(input, target, to_onehot_y=cfg.to_onehot_y, ignore_index=cfg.ignore_index, mask=mask)
     if _use_fused(input, target, cfg):
         card_pred, card_target, card_diff, target_max, pred_max = fused_softmax_stats(
             input, seg.dense, seg.index, seg.mask, want_max=want_max
@@ -106,8 +107,7 @@ def overlap_loss(
     if input.dtype in _LOW_PRECISION:
         input = input.float()
     with torch.autocast(device_type=input.device.type, enabled=False):
-        seg = prepare_target(input, target, to_onehot_y=cfg.to_onehot_y, ignore_index=cfg.ignore_index, mask=mask)
-        stats = _stats(input, target, seg, cfg)
+        stats = _stats(input, target, mask, cfg)
         if not cfg.include_background:
             if input.shape[1] == 1:
                 warnings.warn("single channel prediction, `include_background=False` ignored.", stacklevel=3)
