@@ -81,6 +81,16 @@ def _check_options(
         raise TypeError(f"ignore_label must be an int or None, got {type(ignore_label).__name__} {ignore_label!r}")
 
 
+def _target_dtype(net_output: torch.Tensor) -> torch.dtype:
+    """float32 at least: under CUDA autocast the logits are float16, the smoothed targets must not be."""
+    return torch.promote_types(net_output.dtype, torch.float32)
+
+
+def _ce_logits(net_output: torch.Tensor) -> torch.Tensor:
+    """float16/bfloat16 logits as float32 for the CE term, so a soft target is not rounded to the logits' dtype."""
+    return net_output.float() if net_output.dtype in (torch.float16, torch.bfloat16) else net_output
+
+
 def _label_target(
     net_output: torch.Tensor, target: torch.Tensor, ignore_label: int | None, epsilon: float, kernel_size: int
 ) -> tuple[torch.Tensor, torch.Tensor | None, bool]:
@@ -95,7 +105,7 @@ def _label_target(
     labels = target if not target.is_floating_point() else target.round()
     labels = labels.long()
     smoothed = boundary_label_smoothing(
-        labels, net_output.shape[1], epsilon, kernel_size, ignore_index=ignore_label, dtype=net_output.dtype
+        labels, net_output.shape[1], epsilon, kernel_size, ignore_index=ignore_label, dtype=_target_dtype(net_output)
     ).detach()
     mask = None if ignore_label is None else labels != ignore_label
     return smoothed, mask, False
@@ -116,7 +126,7 @@ def _region_target(
     if has_ignore:
         mask = target[:, -1:] == 0
         target = target[:, :-1]
-    regions = target.to(net_output.dtype)
+    regions = target.to(_target_dtype(net_output))
     if epsilon > 0:
         b, r = regions.shape[:2]
         labels = regions.round().long().reshape(b * r, 1, *regions.shape[2:])
@@ -211,7 +221,7 @@ def nnunet_overlap_ce_parts(
             net_output, target, ignore_label is not None, smoothing_epsilon, smoothing_kernel_size
         )
         overlap_value = _OVERLAPS[overlap](net_output, region_target, mask=mask, sigmoid=True, **common)
-        ce_value = soft_cross_entropy(net_output, region_target, mask, sigmoid=True)
+        ce_value = soft_cross_entropy(_ce_logits(net_output), region_target, mask, sigmoid=True)
         if mask is not None:
             ce_value = ce_value * net_output.shape[1]  # nnU-Net: masked BCE sum / number of annotated voxels
     else:
@@ -222,7 +232,9 @@ def nnunet_overlap_ce_parts(
         overlap_value = _OVERLAPS[overlap](
             net_output, label_target, mask=mask, softmax=True, to_onehot_y=is_index, ignore_index=ignore, **common
         )
-        ce_value = soft_cross_entropy(net_output, label_target, mask, to_onehot_y=is_index, ignore_index=ignore)
+        ce_value = soft_cross_entropy(
+            _ce_logits(net_output), label_target, mask, to_onehot_y=is_index, ignore_index=ignore
+        )
     total = weight_ce * ce_value + weight_dice * overlap_value
     return CEOverlapParts(total=total, ce=ce_value, overlap=overlap_value)
 

@@ -257,3 +257,19 @@ def test_target_layout_errors():
         nnunet_overlap_ce_loss(logits, torch.zeros(2, 3, 4, 4), regions=True, ignore_label=1)
     with pytest.raises(ValueError, match=r"in \[0, 3\)"):
         nnunet_overlap_ce_loss(logits, torch.full((2, 1, 4, 4), 5.0))
+
+
+@pytest.mark.parametrize("regions", [False, True])
+def test_half_precision_logits_are_computed_in_float32(regions: bool):
+    """Under CUDA autocast nnU-Net's logits are float16: the smoothed target and both terms stay float32."""
+    logits = torch.randn(2, 3, 6, 6, 4).to(torch.bfloat16)
+    if regions:
+        target = torch.rand(2, 3, 6, 6, 4) > 0.5
+        options = {"regions": True, "smoothing_epsilon": 0.3}
+    else:
+        target = torch.randint(0, 3, (2, 1, 6, 6, 4)).float()
+        options = {"smoothing_epsilon": 0.3}
+    low = nnunet_overlap_ce_parts(logits, target, **options)
+    ref = nnunet_overlap_ce_parts(logits.float(), target, **options)
+    assert low.total.dtype == torch.float32
+    torch.testing.assert_close(low.total, ref.total, rtol=1e-6, atol=1e-6)

@@ -23,6 +23,7 @@ LABELS = {
     "plain": {"background": 0, "liver": 1, "tumor": 2},
     "ignore": {"background": 0, "liver": 1, "tumor": 2, "ignore": 3},
     "regions": {"background": 0, "liver": [1, 2], "tumor": 2},
+    "regions_ignore": {"background": 0, "liver": [1, 2], "tumor": 2, "ignore": 3},
 }
 
 
@@ -34,7 +35,7 @@ def _trainer(cls, labels: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     (data / "case.b2nd").touch()  # initialize() infers the data set format from the file endings
     dataset_json = {"channel_names": {"0": "CT"}, "labels": LABELS[labels], "numTraining": 5,
                     "file_ending": ".nii.gz"}
-    if labels == "regions":
+    if labels.startswith("regions"):
         dataset_json["regions_class_order"] = [1, 2]
     plans = copy.deepcopy(PLANS)
     plans["continue_training"] = False
@@ -53,16 +54,19 @@ def _batch(trainer, labels: str) -> tuple[list[torch.Tensor], list[torch.Tensor]
     for scale in scales:
         shape = [2, *(max(1, round(p * s)) for p, s in zip(patch, scale))]
         outputs.append(torch.randn(shape[0], heads, *shape[1:]))
-        if labels == "regions":
+        if labels.startswith("regions"):
             liver = torch.rand(shape[0], 1, *shape[1:]) > 0.4
-            targets.append(torch.cat([liver, liver & (torch.rand_like(liver, dtype=torch.float) > 0.5)], 1))
+            channels = [liver, liver & (torch.rand_like(liver, dtype=torch.float) > 0.5)]
+            if labels == "regions_ignore":
+                channels.append(torch.rand_like(liver, dtype=torch.float) > 0.7)  # nnU-Net: ignore flag last
+            targets.append(torch.cat(channels, 1))
         else:
             top = 4 if labels == "ignore" else 3
             targets.append(torch.randint(0, top, (shape[0], 1, *shape[1:])).float())
     return outputs, targets
 
 
-@pytest.mark.parametrize("labels", ["plain", "ignore", "regions"])
+@pytest.mark.parametrize("labels", ["plain", "ignore", "regions", "regions_ignore"])
 def test_dmlce_equals_nnunet_default_loss_plus_one(labels: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
     from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
@@ -74,8 +78,9 @@ def test_dmlce_equals_nnunet_default_loss_plus_one(labels: str, tmp_path: Path, 
     assert isinstance(ours.loss, DeepSupervisionWrapper) and isinstance(ours.loss.loss, NNUNetOverlapCELoss)
     assert ours.loss.weight_factors == default.loss.weight_factors  # nnU-Net's deep-supervision weights
     options = ours.loss.loss.options
-    assert options["regions"] == (labels == "regions") and options["do_bg"] == (labels == "regions")
-    assert options["ignore_label"] == (3 if labels == "ignore" else None)
+    regions = labels.startswith("regions")
+    assert options["regions"] == regions and options["do_bg"] == regions
+    assert options["ignore_label"] == (3 if labels.endswith("ignore") else None)
     assert options["batch_dice"] == PLANS["configurations"]["3d_fullres"]["batch_dice"]
     assert options["sync_stats"] is False  # not under DDP
     outputs, targets = _batch(ours, labels)
@@ -90,17 +95,22 @@ def test_dmlce_equals_nnunet_default_loss_plus_one(labels: str, tmp_path: Path, 
         ("nnUNetTrainerDMLCE_ClassAgnostic", {"overlap": "dice", "class_agnostic": True}),
     ],
 )
-def test_variants_build_their_loss_and_train_a_step(name: str, expected: dict, tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch):
+def test_variants_build_their_loss(name: str, expected: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     import monai_jdt.nnunet as pkg
 
     trainer = _trainer(getattr(pkg, name), "ignore", tmp_path, monkeypatch)
     options = trainer.loss.loss.options
     assert {k: options[k] for k in expected} == expected
-    if name != "nnUNetTrainerDMLCE_BLS":
-        return  # one training step is enough: BLS runs the most code (smoothing of every level, soft CE + DML)
+
+
+@pytest.mark.parametrize("labels", ["ignore", "regions_ignore"])
+def test_bls_trainer_runs_nnunets_train_step(labels: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """BLS runs the most code (smoothing of every level, soft CE/BCE + DML): one real nnU-Net train_step."""
+    from monai_jdt.nnunet.trainers import nnUNetTrainerDMLCE_BLS
+
+    trainer = _trainer(nnUNetTrainerDMLCE_BLS, labels, tmp_path, monkeypatch)
     patch = trainer.configuration_manager.patch_size
-    _, targets = _batch(trainer, "ignore")
+    _, targets = _batch(trainer, labels)
     data = torch.randn(2, 1, *patch)
     step = trainer.train_step({"data": data, "target": targets})  # nnU-Net's own step: forward, loss, backward
     assert torch.isfinite(torch.as_tensor(step["loss"]))
