@@ -65,7 +65,7 @@ def elementwise_power(v: torch.Tensor, p: float) -> torch.Tensor:
 
 
 def _card(v: torch.Tensor, p: float) -> torch.Tensor:
-    return elementwise_power(v, p).sum(-1, dtype=torch.float64)
+    return elementwise_power(v, p).sum(-1).to(torch.float64)
 
 
 def _masked_max(v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
