@@ -64,7 +64,9 @@ def elementwise_power(v: torch.Tensor, p: float) -> torch.Tensor:
     return v.abs().pow(p)
 
 
-def _card(v: torch.Tensor, p: float) -> torch.Tensor:
+def _card(v: torch.Tensor, p: float, nonneg: bool = False) -> torch.Tensor:
+    if p == 1 and nonneg:  # |v| = v: no temporary for the absolute values
+        return v.sum(-1).to(torch.float64)
     return elementwise_power(v, p).sum(-1).to(torch.float64)
 
 
@@ -75,23 +77,23 @@ def _masked_max(v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
 
 
 def _dense_stats(
-    x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None, p: float, want_target_max: bool
+    x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None, p: float, want_target_max: bool, nonneg: bool
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
     if mask is not None:
         zero = torch.zeros((), dtype=x.dtype, device=x.device)
         x = torch.where(mask[:, None], x, zero)
         y = torch.where(mask[:, None], y, zero)
     target_max = y.detach().amax(-1).to(torch.float64) if want_target_max else None
-    return _card(x, p), _card(y, p), _card(x - y, p), target_max
+    return _card(x, p, nonneg), _card(y, p, nonneg=True), _card(x - y, p), target_max
 
 
 def _index_stats(
-    x: torch.Tensor, label: torch.Tensor, mask: torch.Tensor | None, p: float
+    x: torch.Tensor, label: torch.Tensor, mask: torch.Tensor | None, p: float, nonneg: bool
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     batch, num_classes = x.shape[:2]
     if mask is not None:
         x = torch.where(mask[:, None], x, torch.zeros((), dtype=x.dtype, device=x.device))
-    card_pred = _card(x, p)
+    card_pred = _card(x, p, nonneg)
     x_at_label = x.gather(1, label[:, None])[:, 0]
     delta = (elementwise_power(x_at_label - 1, p) - elementwise_power(x_at_label, p)).to(torch.float64)
     counts = torch.ones_like(delta) if mask is None else mask.to(torch.float64)
@@ -104,14 +106,17 @@ def _index_stats(
     return card_pred, card_target, card_diff, target_max
 
 
-def generic_stats(x: torch.Tensor, target: SegTarget, p: float, *, want_max: tuple[bool, bool]) -> OverlapStats:
+def generic_stats(
+    x: torch.Tensor, target: SegTarget, p: float, *, want_max: tuple[bool, bool], nonneg: bool = False
+) -> OverlapStats:
     """Cardinalities of an activated prediction ``x`` (``B, C, *spatial``) against a validated target.
 
     Args:
         x: the prediction after the activation.
-        target: the output of :func:`monai_jdt.utils.targets.prepare_target` for ``x``.
+        target: the output of :func:`monai_jdt.utils.targets.prepare_target` for ``x`` (dense values in [0, 1]).
         p: the exponent of the L^p cardinalities (``>= 1``).
         want_max: whether to return the target's and the prediction's maxima (for ``active_classes``).
+        nonneg: ``x`` is known to be non-negative (sigmoid/softmax output), so ``|x| = x``.
     """
     batch, num_classes = x.shape[:2]
     xf = x.reshape(batch, num_classes, -1)
@@ -119,11 +124,11 @@ def generic_stats(x: torch.Tensor, target: SegTarget, p: float, *, want_max: tup
     want_target_max, want_pred_max = want_max
     if target.index is not None:
         label = target.index.reshape(batch, -1)
-        card_pred, card_target, card_diff, target_max = _index_stats(xf, label, mask, p)
+        card_pred, card_target, card_diff, target_max = _index_stats(xf, label, mask, p, nonneg)
     else:
         assert target.dense is not None
         yf = target.dense.reshape(batch, num_classes, -1)
-        card_pred, card_target, card_diff, target_max = _dense_stats(xf, yf, mask, p, want_target_max)
+        card_pred, card_target, card_diff, target_max = _dense_stats(xf, yf, mask, p, want_target_max, nonneg)
     return OverlapStats(
         pred=card_pred,
         target=card_target,

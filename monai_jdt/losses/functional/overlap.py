@@ -82,7 +82,8 @@ def _stats(input: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None,
             target_max=target_max if want_max[0] else None,
             pred_max=pred_max if want_max[1] else None,
         )
-    return generic_stats(_activate(input, cfg), seg, cfg.ord, want_max=want_max)
+    nonneg = cfg.sigmoid or (cfg.softmax and input.shape[1] > 1)
+    return generic_stats(_activate(input, cfg), seg, cfg.ord, want_max=want_max, nonneg=nonneg)
 
 
 def overlap_loss(
