@@ -52,6 +52,7 @@ from torch import nn
 from monai_jdt.losses.functional.compound import CEOverlapParts
 from monai_jdt.losses.functional.cross_entropy import soft_cross_entropy
 from monai_jdt.losses.functional.overlap import dice_semimetric_loss, jaccard_metric_loss
+from monai_jdt.transforms.functional.boundary import boundary_mask
 from monai_jdt.transforms.functional.smoothing import boundary_label_smoothing
 from monai_jdt.utils.checks import check_bool, check_in_range, check_non_negative, check_option, check_positive_int
 from monai_jdt.utils.errors import ShapeError
@@ -129,13 +130,12 @@ def _region_target(
     regions = target.to(_target_dtype(net_output))
     if epsilon > 0:
         b, r = regions.shape[:2]
-        labels = regions.round().long().reshape(b * r, 1, *regions.shape[2:])
+        labels = regions.detach().round().to(torch.uint8).reshape(b * r, 1, *regions.shape[2:])
         if mask is not None:
             labels = torch.where(mask.repeat_interleave(r, 0), labels, torch.full_like(labels, 2))
-        smoothed = boundary_label_smoothing(
-            labels, 2, epsilon, kernel_size, ignore_index=2 if mask is not None else None, dtype=regions.dtype
-        )
-        regions = smoothed[:, 1].reshape(regions.shape).detach()
+        edge = boundary_mask(labels, kernel_size, ignore_index=2 if mask is not None else None,
+                             spatial_dims=regions.ndim - 2).reshape(regions.shape)
+        regions = torch.where(edge, regions * (1 - epsilon) + epsilon / 2, regions)  # binary BLS per region
     return regions, mask
 
 
