@@ -103,12 +103,10 @@ def _label_target(
         )
     if epsilon == 0:
         return target, None, True
-    labels = target if not target.is_floating_point() else target.round()
-    labels = labels.long()
-    smoothed = boundary_label_smoothing(
-        labels, net_output.shape[1], epsilon, kernel_size, ignore_index=ignore_label, dtype=_target_dtype(net_output)
+    smoothed = boundary_label_smoothing(  # validates the labels (integers in [0, C) or the ignore label)
+        target, net_output.shape[1], epsilon, kernel_size, ignore_index=ignore_label, dtype=_target_dtype(net_output)
     ).detach()
-    mask = None if ignore_label is None else labels != ignore_label
+    mask = None if ignore_label is None else target != ignore_label
     return smoothed, mask, False
 
 

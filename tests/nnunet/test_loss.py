@@ -257,6 +257,8 @@ def test_target_layout_errors():
         nnunet_overlap_ce_loss(logits, torch.zeros(2, 3, 4, 4), regions=True, ignore_label=1)
     with pytest.raises(ValueError, match=r"in \[0, 3\)"):
         nnunet_overlap_ce_loss(logits, torch.full((2, 1, 4, 4), 5.0))
+    with pytest.raises(ValueError, match="0.5"):  # fractional labels are refused, not rounded
+        nnunet_overlap_ce_loss(logits, torch.full((2, 1, 4, 4), 0.5), smoothing_epsilon=0.1)
 
 
 @pytest.mark.parametrize("regions", [False, True])
