@@ -1,21 +1,21 @@
 """Chunk-wise binning of probabilities for the calibration statistics (equal-width bins, bincount sums).
 
-Voxels are processed in chunks of about a million (image, class, voxel) elements so that the temporaries stay in
-cache; each chunk is validated (probabilities and target values) and a one-hot target takes the same fast path
-as an index map.
+Voxels are processed in chunks of about two million (image, class, voxel) elements per intra-op thread, so that
+temporaries stay bounded whatever the volume size and each parallel op has enough work. Each chunk is validated
+(probabilities and target values), and a one-hot target takes the same fast path as an index map.
 """
 
 from __future__ import annotations
 
 import torch
 
-from monai_jdt.metrics.functional.inputs import channel_sum, check_probabilities
+from monai_jdt.metrics.functional.inputs import check_probabilities
 from monai_jdt.utils.targets import check_target_values
 
 __all__ = ["CHUNK_ELEMENTS", "BinAccumulator", "bin_index", "chunk_elements", "hard_index", "top_label"]
 
-#: (image, class, voxel) elements processed at once per intra-op thread (keeps temporaries in cache).
-CHUNK_ELEMENTS = 1 << 20
+#: (image, class, voxel) elements processed at once per intra-op thread (bounded temporaries, few parallel regions).
+CHUNK_ELEMENTS = 1 << 21
 
 
 def chunk_elements() -> int:
@@ -176,22 +176,36 @@ class BinAccumulator:
     def _scores(
         self, p: torch.Tensor, y_index: torch.Tensor | None, y_dense: torch.Tensor | None, valid: torch.Tensor | None
     ) -> None:
-        """Brier ``Σ_c (p_c − y_c)²`` and NLL ``−Σ_c y_c log p_c`` summed over the counted voxels of each image."""
+        """Brier ``Σ_c (p_c − y_c)²`` and NLL ``−Σ_c y_c log p_c`` summed over the counted voxels of each image.
+
+        For index targets ``Σ_c (p_c − y_c)² = Σ_c p_c² − 2 p_y + 1``.
+        """
         eps = torch.finfo(p.dtype).eps
         if y_index is not None:
             p_true = p.gather(1, y_index)[:, 0]
-            brier = channel_sum(p * p) - 2 * p_true + 1
-            nll = torch.log(p_true.clamp_(min=eps))
+            log_true = torch.log(p_true.clamp(min=eps))
+            if valid is None:
+                n = p.shape[2]
+                brier = p.square().sum(dim=(1, 2), dtype=torch.float64) - 2 * p_true.sum(1, dtype=torch.float64) + n
+                self._add_totals(n, brier, -log_true.sum(1, dtype=torch.float64))
+                return
+            brier_v = p.square().sum(1) - 2 * p_true + 1
+            nll_v = -log_true
         else:
-            brier = channel_sum((p - y_dense).square_())
-            nll = channel_sum(y_dense * torch.log(p.clamp(min=eps)))
-        if valid is not None:
-            brier, nll = brier * valid, nll * valid
-            self.totals[:, 0] += valid.sum(1)
-        else:
-            self.totals[:, 0] += p.shape[2]
-        self.totals[:, 1] += brier.sum(1, dtype=torch.float64)
-        self.totals[:, 2] -= nll.sum(1, dtype=torch.float64)
+            brier_v = (p - y_dense).square_().sum(1)
+            nll_v = -(y_dense * torch.log(p.clamp(min=eps))).sum(1)
+        if valid is None:
+            self._add_totals(p.shape[2], brier_v.sum(1, dtype=torch.float64), nll_v.sum(1, dtype=torch.float64))
+            return
+        count = valid.sum(1)
+        self._add_totals(
+            count, (brier_v * valid).sum(1, dtype=torch.float64), (nll_v * valid).sum(1, dtype=torch.float64)
+        )
+
+    def _add_totals(self, count: int | torch.Tensor, brier: torch.Tensor, nll: torch.Tensor) -> None:
+        self.totals[:, 0] += count
+        self.totals[:, 1] += brier
+        self.totals[:, 2] += nll
 
     def result(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """``(top (B, 3, n_bins), classwise (B, C, 3, n_bins), totals (B, 3), band (B, 3, n_bins) | None)``."""

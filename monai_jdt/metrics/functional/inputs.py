@@ -17,7 +17,6 @@ from monai_jdt.utils.targets import SegTarget, prepare_target
 __all__ = [
     "DEFAULT_PROB_TOLERANCE",
     "as_prediction",
-    "channel_sum",
     "check_probabilities",
     "resolve_target",
     "target_is_index",
@@ -50,14 +49,6 @@ def as_prediction(pred: torch.Tensor, name: str = "pred") -> torch.Tensor:
     return pred
 
 
-def channel_sum(x: torch.Tensor) -> torch.Tensor:
-    """``x.sum(dim=1)`` as a running sum over channels (faster on CPU than a reduction over the strided dim)."""
-    total = x[:, 0].clone()
-    for c in range(1, x.shape[1]):
-        total += x[:, c]
-    return total
-
-
 def check_probabilities(probs: torch.Tensor, name: str = "pred", tolerance: float = DEFAULT_PROB_TOLERANCE) -> None:
     """Check that ``probs`` (``(B, C, *spatial)``) holds probabilities.
 
@@ -77,7 +68,7 @@ def check_probabilities(probs: torch.Tensor, name: str = "pred", tolerance: floa
             f"got values in [{float(lo):g}, {float(hi):g}]"
         )
     if probs.shape[1] > 1:
-        total_lo, total_hi = torch.aminmax(channel_sum(probs.detach()))
+        total_lo, total_hi = torch.aminmax(probs.detach().sum(dim=1))
         dev = max(abs(float(total_lo) - 1), abs(float(total_hi) - 1))
         if dev > tolerance:
             raise ValueError(
