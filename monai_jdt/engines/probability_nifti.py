@@ -49,18 +49,19 @@ def quantize_probabilities(probs: torch.Tensor, steps: int) -> torch.Tensor:
         >>> quantize_probabilities(p, 10).tolist()  # 2.5 -> 2 (half to even), the residue 1 to the argmax
         [[6, 2], [2, 3], [2, 5]]
     """
-    p = probs.float().clamp(0, 1)
-    k = torch.round(p * steps).int()
+    x = probs.float() * steps  # a new tensor: the in-place ops below never touch ``probs``
+    x.clamp_(0, steps).round_()
+    k = x.to(torch.int32)
     residue = steps - k.sum(0, keepdim=True, dtype=torch.int32)
-    top = p.argmax(0, keepdim=True)
-    return k.scatter_add(0, top, residue)
+    top = probs.max(0, keepdim=True).indices  # (torch.max is much faster than argmax over dim 0 on CPU)
+    return k.scatter_add_(0, top, residue)
 
 
 def _channels_last(array: np.ndarray) -> np.ndarray:
-    out = np.moveaxis(array, 0, -1)
+    out = np.moveaxis(array, 0, -1)  # a view: nibabel writes it in NIfTI's (Fortran) order in one pass
     if out.ndim == 3:  # 2D image: (X, Y, C) would read as a 3D volume; MONAI writes (X, Y, 1, C)
         out = out[:, :, None, :]
-    return np.ascontiguousarray(out)
+    return out
 
 
 def _image_for(data: np.ndarray, affine: np.ndarray, reference: nib.Nifti1Image | None) -> nib.Nifti1Image:
@@ -108,10 +109,9 @@ def save_probability_map(
         data = _channels_last(probs.float().numpy())
     else:
         data = np.empty(probs.shape, dtype=dtype)
-        depth = max(1, _SLAB_VOXELS // max(1, probs[..., 0].numel()))  # bounded temporary memory
-        for start in range(0, probs.shape[-1], depth):
-            part = probs[..., start : start + depth]
-            data[..., start : start + depth] = quantize_probabilities(part, steps).numpy()
+        depth = max(1, _SLAB_VOXELS // max(1, probs[:, 0].numel()))  # contiguous slabs: bounded temporaries
+        for start in range(0, probs.shape[1], depth):
+            data[:, start : start + depth] = quantize_probabilities(probs[:, start : start + depth], steps).numpy()
         data = _channels_last(data)
     img = _image_for(data, np.asarray(affine, dtype=np.float64), reference)
     if steps is not None:

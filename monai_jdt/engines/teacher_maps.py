@@ -126,12 +126,13 @@ def renormalize_probabilities(probs: torch.Tensor, background_class: int = 0, ep
         >>> renormalize_probabilities(p).tolist()
         [[0.5, 1.0], [0.5, 0.0]]
     """
-    probs = probs.float().clamp_min(0)
-    total = probs.sum(0, keepdim=True)
+    p = probs.float().clamp_min(0)  # a new tensor: the in-place ops below never touch ``probs``
+    total = p.sum(0, keepdim=True)
     covered = total > eps
-    filler = torch.zeros_like(probs)
-    filler[background_class] = 1.0
-    return torch.where(covered, probs / torch.where(covered, total, torch.ones_like(total)), filler)
+    p.div_(torch.where(covered, total, torch.ones_like(total)))
+    p.masked_fill_(~covered, 0.0)
+    p[background_class].masked_fill_(~covered[0], 1.0)
+    return p
 
 
 def _reference_geometry(path: str, image: Any) -> tuple[np.ndarray, nib.Nifti1Image | None, tuple[int, ...] | None]:

@@ -264,3 +264,29 @@ def test_docstring_examples(name: str) -> None:
 
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"include_background": False},
+        {"levels": {"image": 0.5, "class": 0.5}, "log_loss": True},
+        {"ord": 2, "class_agnostic": True, "reduction": "sum"},
+    ],
+)
+def test_overlap_options_reach_both_overlap_terms(options: dict) -> None:
+    from monai_jdt.losses import SoftCrossEntropyLoss
+
+    student = torch.randn(2, 3, 5, 6, dtype=torch.float64)
+    teacher = torch.randn(2, 3, 5, 6, dtype=torch.float64)
+    labels = torch.randint(0, 3, (2, 1, 5, 6))
+    q = torch.softmax(teacher, 1)
+    reduction = options.get("reduction", "mean")
+    ov = dict(softmax=True, smooth_nr=1e-3, smooth_dr=1e-3, **options)
+    label_ov = DiceSemimetricLoss(to_onehot_y=True, **ov)(student, labels)
+    teacher_ov = DiceSemimetricLoss(active_classes="present", **ov)(student, q)
+    ce = SoftCrossEntropyLoss(to_onehot_y=True, reduction=reduction)(student, labels)
+    kl = kl_reference(student, q, 1.0) * (60 if reduction == "sum" else 1)
+    expected = 0.5 * (0.25 * ce + 0.75 * label_ov) + 0.5 * (0.25 * kl + 0.75 * teacher_ov)
+    ours = DistillationLoss(to_onehot_y=True, smooth_nr=1e-3, smooth_dr=1e-3, **options)(student, labels, teacher)
+    torch.testing.assert_close(ours, expected)

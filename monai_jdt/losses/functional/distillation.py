@@ -251,11 +251,16 @@ def _masked_reduce(values: torch.Tensor, keep: torch.Tensor | None, reduction: s
 def _kl_term(
     input: torch.Tensor, q: torch.Tensor, keep: torch.Tensor | None, temperature: float, reduction: str
 ) -> torch.Tensor:
-    """``T^2 sum_c q_c (log q_c - log softmax(z / T)_c)``, reduced over the kept voxels."""
+    """``T^2 sum_c q_c (log q_c - log softmax(z / T)_c)``, reduced over the kept voxels.
+
+    Computed as the soft-target cross-entropy ``-sum_c q_c log softmax(z / T)_c`` (torch's fused kernel, gradient
+    ``softmax(z / T) - q``) minus the teacher's entropy (a constant, without graph).
+    """
     x = input.float() if input.dtype in _LOW_PRECISION else input
     with torch.autocast(device_type=x.device.type, enabled=False):
-        log_student = torch.log_softmax(x / temperature, dim=1)
-        kl = (torch.special.xlogy(q, q) - q * log_student).sum(1)
+        with torch.no_grad():
+            neg_entropy = torch.special.xlogy(q, q).sum(1)
+        kl = torch.nn.functional.cross_entropy(x / temperature, q, reduction="none") + neg_entropy
         return temperature**2 * _masked_reduce(kl, keep, reduction)
 
 
@@ -330,10 +335,10 @@ def distillation_parts(
         raise ValueError("target must be given when lambda_label > 0, got None")
     if need_teacher and teacher is None:
         raise ValueError("teacher must be given when lambda_teacher > 0, got None")
-    if target is not None:
+    if target is not None and cfg.label.ignore_index is not None:  # the voxels ignore_index removes
         keep = prepare_target(input, target, to_onehot_y=cfg.label.to_onehot_y, ignore_index=cfg.label.ignore_index,
                               mask=mask).mask  # fmt: skip
-    else:
+    else:  # the label terms validate the target themselves
         keep = prepare_mask(mask, input)
     parts: dict[str, torch.Tensor | None] = dict.fromkeys(weights)
     if weights["label_ce"] > 0:
