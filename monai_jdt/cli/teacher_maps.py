@@ -84,7 +84,12 @@ def run(args: argparse.Namespace) -> int:
     from monai_jdt.data import write_datalist
     from monai_jdt.engines import load_teacher, read_bundle_config, write_teacher_maps
 
-    device = torch.device(args.device)
+    try:
+        device = torch.device(args.device)
+    except RuntimeError:
+        raise ValueError(f"--device must be a torch device such as cpu, cuda or cuda:1, got {args.device!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {args.device} was asked for but CUDA is not available; use --device cpu")
     bundle = read_bundle_config(args.config if args.config else args.bundle,
                                 bundle_root=args.bundle, overrides={"device": str(device)})  # fmt: skip
     network = load_teacher(bundle.get(args.network_def, "network"), args.checkpoint, args.checkpoint_key, device)

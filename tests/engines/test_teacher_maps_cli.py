@@ -108,6 +108,7 @@ def test_float32_training_only_and_checkpoint_key(tmp_path, capsys) -> None:
         ({"--datalist": "nothing.json"}, "datalist file .*nothing.json does not exist"),
         ({"--network-def": "teacher_def"}, "network id 'teacher_def' is not in the bundle config"),
         ({"--sections": "test"}, r"--sections \['test'\] are not in the datalist"),
+        ({"--device": "gpu0"}, "--device must be a torch device"),
     ],
 )
 def test_errors_are_one_line_naming_the_problem(tmp_path, capsys, change: dict, message: str) -> None:
