@@ -216,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--skip-memory", action="store_true", help="time and accuracy only (no subprocesses)")
     parser.add_argument("--memory-of", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.threads:
@@ -227,7 +228,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("CUDA is not available", file=sys.stderr)
         return 2
-    memory = memory_all(shape, args.device, args.threads)
+    if args.skip_memory:
+        memory = dict.fromkeys(CONFIGS, float("nan"))
+    else:
+        memory = memory_all(shape, args.device, args.threads)
     times = time_all(shape, args.device, args.repeats, args.warmup)
     accuracy = accuracy_all(shape, args.device)
     print_table(times, memory, accuracy, args)

@@ -1,0 +1,28 @@
+"""Smoke test of scripts/benchmark_losses.py on a tiny volume (the real numbers come from running the script)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "benchmark_losses.py"
+
+
+def test_benchmark_script_runs_and_prints_every_row(capsys):
+    spec = importlib.util.spec_from_file_location("benchmark_losses", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    argv = ["--shape", "1", "3", "6", "5", "4", "--repeats", "1", "--warmup", "0", "--skip-memory"]
+    assert module.main(argv) == 0
+    out = capsys.readouterr().out
+    for label in module.LABELS.values():
+        assert label in out
+    assert "x peer" in out
+
+
+def test_memory_of_one_configuration_is_measured_in_this_process():
+    spec = importlib.util.spec_from_file_location("benchmark_losses", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    extra = module.measure_memory_here("dml_index", (1, 3, 24, 24, 24), "cpu")
+    assert extra >= 0.0
