@@ -60,7 +60,6 @@ def test_bundle_folder_and_config_file(tmp_path) -> None:
     assert_same_weights(from_folder, trained)
     assert_same_weights(from_file, trained)
     other = load_teacher(path, None, network_def_id="teacher_def")
-    assert other.model[-1].conv.out_channels == 2 if hasattr(other.model[-1], "conv") else True
     x = torch.randn(1, 1, 8, 8)
     assert other(x).shape == (1, 2, 8, 8)
 
