@@ -6,6 +6,7 @@ import torch
 from monai.metrics import DiceMetric
 from monai.metrics.utils import do_metric_reduction
 
+import monai_jdt.metrics.functional.calibration_binning as binning
 from monai_jdt.metrics import ThresholdedSoftDiceMetric, thresholded_soft_dice
 from monai_jdt.utils import ShapeError
 
@@ -66,6 +67,18 @@ def test_index_target_include_background_and_ignore_index() -> None:
     assert out.shape == (1, 1) and out.item() == pytest.approx(expected, rel=1e-6)
 
 
+@pytest.mark.parametrize("chunk", [1, 5])
+def test_chunking_and_threshold_order_do_not_change_the_result(monkeypatch, chunk: int) -> None:
+    pred = torch.rand(2, 3, 7, 5, dtype=torch.float64)
+    ref = torch.rand(2, 3, 7, 5, dtype=torch.float64)
+    mask = torch.rand(2, 1, 7, 5) > 0.3
+    whole = thresholded_soft_dice(pred, ref, mask=mask)
+    monkeypatch.setattr(binning, "CHUNK_ELEMENTS", chunk)
+    torch.testing.assert_close(thresholded_soft_dice(pred, ref, mask=mask), whole, rtol=1e-12, atol=0)
+    shuffled = (0.9, 0.1, 0.5, 0.3, 0.7, 0.2, 0.8, 0.4, 0.6)
+    torch.testing.assert_close(thresholded_soft_dice(pred, ref, shuffled, mask=mask), whole, rtol=1e-12, atol=0)
+
+
 def test_metric_accumulates_and_reduces_like_monai() -> None:
     pred = torch.rand(5, 3, 6, 6)
     ref = torch.rand(5, 3, 6, 6)
@@ -86,7 +99,8 @@ def test_metric_accumulates_and_reduces_like_monai() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"thresholds": ()}, ValueError, "at least one value"),
+        ({"thresholds": ()}, ValueError, "1 to 255 values, got 0"),
+        ({"thresholds": [0.5] * 256}, ValueError, "1 to 255 values, got 256"),
         ({"thresholds": (0.5, 1.0)}, ValueError, r"thresholds\[1\] must be in \[0, 1\)"),
         ({"thresholds": 0.5}, TypeError, "sequence"),
         ({"reduction": "median"}, ValueError, "reduction must be one of"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from monai_jdt.metrics.functional.calibration_binning import top_label
 from monai_jdt.metrics.functional.inputs import (
     DEFAULT_PROB_TOLERANCE,
     as_prediction,
@@ -70,7 +71,7 @@ def prediction_labels(
     if pred.shape[1] == 1:
         threshold = check_in_range("threshold", threshold, 0, 1)
         return (pred[:, 0] >= threshold).long(), 1
-    return pred.argmax(dim=1), int(pred.shape[1])
+    return top_label(pred)[1].long(), int(pred.shape[1])
 
 
 def _flat(t: torch.Tensor | None, batch: int) -> torch.Tensor | None:

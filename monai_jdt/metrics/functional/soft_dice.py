@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import torch
 
+from monai_jdt.metrics.functional.calibration_binning import chunk_elements
 from monai_jdt.metrics.functional.inputs import DEFAULT_PROB_TOLERANCE, as_prediction, resolve_target
 from monai_jdt.utils.checks import check_bool, check_in_range
 
@@ -24,8 +25,8 @@ def check_thresholds(thresholds: Sequence[float]) -> tuple[float, ...]:
     """Check a non-empty sequence of thresholds in ``[0, 1)`` and return it as a tuple of floats."""
     if isinstance(thresholds, (str, bytes)) or not isinstance(thresholds, Sequence):
         raise TypeError(f"thresholds must be a sequence of floats in [0, 1), got {type(thresholds).__name__}")
-    if len(thresholds) == 0:
-        raise ValueError("thresholds must hold at least one value, got an empty sequence")
+    if len(thresholds) == 0 or len(thresholds) > 255:
+        raise ValueError(f"thresholds must hold 1 to 255 values, got {len(thresholds)}")
     return tuple(check_in_range(f"thresholds[{i}]", t, 0, 1, high_inclusive=False) for i, t in enumerate(thresholds))
 
 
@@ -88,14 +89,50 @@ def thresholded_soft_dice(
     if not include_background and pred.shape[1] > 1:
         pred, ref = pred[:, 1:], ref[:, 1:]
     batch, channels = pred.shape[:2]
-    pred, ref = pred.reshape(batch, channels, -1), ref.reshape(batch, channels, -1)
     valid = None if seg.mask is None else seg.mask.reshape(batch, 1, -1)
-    total = torch.zeros(batch, channels, dtype=torch.float64, device=pred.device)
+    dice = _dice_per_threshold(pred.reshape(batch, channels, -1), ref.reshape(batch, channels, -1), valid, thresholds)
+    return dice.mean(dim=-1).to(pred.dtype)
+
+
+def _level_histogram(levels: torch.Tensor, valid: torch.Tensor | None, n_levels: int) -> torch.Tensor:
+    """Per (image, channel), how many counted voxels have each level ``0 .. n_levels - 1``: ``(B, C, n_levels)``."""
+    batch, channels = levels.shape[:2]
+    offset = torch.arange(batch * channels, dtype=torch.int32, device=levels.device).reshape(batch, channels, 1)
+    keys = levels.to(torch.int32) + offset * n_levels
+    trash = batch * channels * n_levels
+    if valid is not None:
+        keys = torch.where(valid, keys, trash)
+    counts = torch.bincount(keys.reshape(-1), minlength=trash + 1)[:trash]
+    return counts.reshape(batch, channels, n_levels).to(torch.float64)
+
+
+def _levels(values: torch.Tensor, thresholds: Sequence[float]) -> torch.Tensor:
+    """Number of thresholds strictly below each value (uint8, at most 255 thresholds)."""
+    level = torch.zeros(values.shape, dtype=torch.uint8, device=values.device)
     for t in thresholds:
-        p, g = pred > t, ref > t
-        if valid is not None:
-            p, g = p & valid, g & valid
-        inter = (p & g).sum(2, dtype=torch.float64)
-        size = p.sum(2, dtype=torch.float64) + g.sum(2, dtype=torch.float64)
-        total += torch.where(size > 0, 2 * inter / size.clamp_min(1), torch.ones_like(size))
-    return (total / len(thresholds)).to(pred.dtype)
+        level += values > t
+    return level
+
+
+def _dice_per_threshold(
+    pred: torch.Tensor, ref: torch.Tensor, valid: torch.Tensor | None, thresholds: Sequence[float]
+) -> torch.Tensor:
+    """``(B, C, T)`` Dice of ``pred > t`` against ``ref > t`` for every threshold, in one pass over the voxels.
+
+    The level of a value is the number of thresholds strictly below it, so ``v > t_j`` iff ``level(v) > j`` when
+    ``t_j`` is the ``j``-th smallest threshold (the mean over thresholds does not depend on their order).
+    ``|P_j|``, ``|G_j|`` and ``|P_j ∩ G_j|`` (the level of ``min(p, g)``) are suffix sums of level histograms.
+    """
+    n_levels = len(thresholds) + 1
+    hist = torch.zeros(3, *pred.shape[:2], n_levels, dtype=torch.float64, device=pred.device)
+    step = max(1, chunk_elements() // (pred.shape[0] * pred.shape[1]))
+    for s in range(0, pred.shape[2], step):
+        chunk_valid = None if valid is None else valid[..., s : s + step]
+        level_p = _levels(pred[..., s : s + step], thresholds)
+        level_g = _levels(ref[..., s : s + step], thresholds)
+        for i, lv in enumerate((level_p, level_g, torch.minimum(level_p, level_g))):
+            hist[i] += _level_histogram(lv, chunk_valid, n_levels)
+    # above[i][..., j] = number of voxels with level > j
+    above = hist.flip(-1).cumsum(-1).flip(-1)[..., 1:]
+    size = above[0] + above[1]
+    return torch.where(size > 0, 2 * above[2] / size.clamp_min(1), torch.ones_like(size))
