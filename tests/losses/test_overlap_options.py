@@ -246,3 +246,19 @@ def test_target_gradient_flows_for_dense_targets():
     target = torch.softmax(torch.randn(2, 3, 4, 4, dtype=torch.float64), 1).requires_grad_(True)
     DiceSemimetricLoss(softmax=True)(logits, target).backward()
     assert target.grad is not None and bool(target.grad.abs().sum() > 0)
+
+
+def test_monai_loss_reduction_enum_is_accepted():
+    from monai.utils import LossReduction
+
+    logits, target, _, _ = _data("soft")
+    a = DiceSemimetricLoss(softmax=True, reduction=LossReduction.SUM)(logits, target)
+    b = DiceSemimetricLoss(softmax=True, reduction="sum")(logits, target)
+    assert torch.equal(a, b)
+
+
+def test_weight_is_a_buffer_that_follows_the_module():
+    loss = DiceSemimetricLoss(weight=[1.0, 2.0, 3.0, 4.0])
+    assert "class_weight" in dict(loss.named_buffers())
+    assert loss.to(torch.float32).class_weight.dtype == torch.float32
+    assert "class_weight" in loss.state_dict()
