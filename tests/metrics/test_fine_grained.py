@@ -264,3 +264,13 @@ def test_from_counts_errors_and_metric_class_consistency() -> None:
         metric(torch.full((1, 3, 4), 1 / 3), torch.zeros(1, 1, 4))
     with pytest.raises(ValueError, match="needs a target"):
         metric(torch.full((1, 2, 4), 0.5))
+
+
+def test_metatensor_inputs_give_plain_tensors_and_same_values() -> None:
+    from monai.data import MetaTensor
+
+    probs = (torch.randn(2, 3, 6, 6) * 2).softmax(1)
+    ref = torch.randint(0, 3, (2, 1, 6, 6))
+    counts = overlap_counts(MetaTensor(probs), MetaTensor(ref))
+    assert type(counts) is torch.Tensor
+    assert torch.equal(counts, overlap_counts(probs, ref))

@@ -40,6 +40,8 @@ def as_prediction(pred: torch.Tensor, name: str = "pred") -> torch.Tensor:
         raise TypeError(f"{name} must be a torch.Tensor, got {type(pred).__name__}")
     if pred.dtype.is_complex:
         raise TypeError(f"{name} must be a real tensor, got dtype {pred.dtype}")
+    if type(pred) is not torch.Tensor:
+        pred = pred.as_subclass(torch.Tensor)  # MetaTensor in: plain results out, no meta bookkeeping
     if pred.ndim < 3:
         raise ShapeError(
             f"{name} must have shape (B, C, *spatial) with at least one spatial dim, got {tuple(pred.shape)}"
@@ -101,6 +103,8 @@ def resolve_target(
     (:func:`~monai_jdt.utils.targets.check_target_values`).
     """
     to_onehot_y = target_is_index(pred, target)
+    if type(target) is not torch.Tensor:
+        target = target.as_subclass(torch.Tensor)
     return prepare_target(
         pred, target, to_onehot_y=to_onehot_y, ignore_index=ignore_index, mask=mask, check_values=check_values
     )
