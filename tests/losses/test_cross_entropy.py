@@ -179,3 +179,15 @@ def test_errors_have_clear_messages() -> None:
         soft_cross_entropy(logits, torch.full((2, 4, 4), 3), to_onehot_y=True, ignore_index=255)
     with pytest.raises(TypeError, match="sigmoid must be a bool"):
         SoftCrossEntropyLoss(sigmoid="yes")
+
+
+def test_half_precision_logits_do_not_round_soft_targets() -> None:
+    """bfloat16 logits are computed in float32; the soft target must not be rounded to bfloat16 on the way."""
+    from monai_jdt.losses.functional import soft_cross_entropy
+
+    logits = torch.randn(2, 3, 8, 8).to(torch.bfloat16)
+    target = torch.softmax(torch.randn(2, 3, 8, 8, dtype=torch.float64), 1).float()
+    expected = -(target * torch.log_softmax(logits.float(), 1)).sum(1).mean()
+    got = soft_cross_entropy(logits, target)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)

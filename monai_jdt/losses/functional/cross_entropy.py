@@ -182,14 +182,16 @@ def soft_cross_entropy(
     check_bool("include_background", include_background)
     reduction = check_option("reduction", reduction, REDUCTIONS)
     weight = check_class_weight(weight)
-    seg = prepare_target(input, target, to_onehot_y=to_onehot_y, ignore_index=ignore_index, mask=mask)
+    # half-precision logits are computed in float32; validate against the float32 view so that soft targets are
+    # not rounded to the logits' dtype first
+    logits = input.float() if input.dtype in (torch.float16, torch.bfloat16) else input
+    seg = prepare_target(logits, target, to_onehot_y=to_onehot_y, ignore_index=ignore_index, mask=mask)
     binary = sigmoid or input.shape[1] == 1
     if not binary and not include_background:
         raise ValueError(
             "include_background=False is only defined for the sigmoid form: the softmax cross-entropy covers every "
             "class (use ignore_index to exclude voxels), got include_background=False with sigmoid=False"
         )
-    logits = input.float() if input.dtype in (torch.float16, torch.bfloat16) else input
     with torch.autocast(device_type=logits.device.type, enabled=False):  # computed in float32 or wider
         loss, denominator = _loss_and_denominator(logits, seg, weight, binary, include_background)
     if reduction == "none":
