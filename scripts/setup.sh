@@ -9,6 +9,10 @@
 #     (a GPU machine's own build) is reused and not downloaded again;
 #   * otherwise torch==2.13.0 is installed (a local CPU wheel on the CI machines; it never pulls CUDA wheels there).
 # monai_jdt itself only requires torch>=2.3, so pip never replaces the torch chosen above.
+#
+# nnU-Net v2 (optional integration, `monai_jdt.nnunet`): installed by scripts/install_nnunet_cpu.sh, which never
+# touches torch (plain `pip install nnunetv2` would pull torchvision and CUDA wheels). MONAI_JDT_NNUNET=0 skips it;
+# the nnU-Net tests then skip with a reason. On a GPU machine `pip install "monai_jdt[nnunet]"` is the normal route.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
@@ -25,4 +29,7 @@ if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
     $VPIP install --quiet ${MONAI_JDT_TORCH:-torch==2.13.0}
 fi
 $VPIP install --quiet -e ".[all]"
+if [ "${MONAI_JDT_NNUNET:-1}" != "0" ]; then
+    PYTHON=.venv/bin/python bash scripts/install_nnunet_cpu.sh
+fi
 .venv/bin/python -c "import torch, monai, monai_jdt; print(f'monai_jdt {monai_jdt.__version__} ready: torch {torch.__version__}, monai {monai.__version__}, cuda={torch.cuda.is_available()}')"
