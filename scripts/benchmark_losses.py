@@ -3,7 +3,7 @@
 
 Forward + backward of DML on a ``(2, 3, 96, 96, 96)`` float32 volume with ``softmax=True`` for (a) soft
 targets and (b) index-map targets (MONAI with ``to_onehot_y=True``), next to a floor row (softmax and one fused
-reduction, forward + backward) that no softmax-based overlap loss can beat.
+reduction, forward + backward) that no softmax-based overlap loss can beat; (c) the same with ``sigmoid=True``.
 
 Method:
   * time: the configurations run round-robin in one process (so background load hits all of them alike); each
@@ -39,10 +39,25 @@ from collections.abc import Callable
 
 import torch
 
-CONFIGS = ("floor", "monai_soft", "dml_soft", "dml_soft_generic", "monai_index", "dml_index", "dml_index_generic")
-PEER = {"dml_soft": "monai_soft", "dml_soft_generic": "monai_soft", "dml_index": "monai_index"}
-PEER["dml_index_generic"] = "monai_index"
-PEER["floor"] = "monai_soft"
+CONFIGS = (
+    "floor",
+    "monai_soft",
+    "dml_soft",
+    "dml_soft_generic",
+    "monai_index",
+    "dml_index",
+    "dml_index_generic",
+    "monai_sigmoid",
+    "dml_sigmoid",
+)
+PEER = {
+    "floor": "monai_soft",
+    "dml_soft": "monai_soft",
+    "dml_soft_generic": "monai_soft",
+    "dml_index": "monai_index",
+    "dml_index_generic": "monai_index",
+    "dml_sigmoid": "monai_sigmoid",
+}
 LABELS = {
     "floor": "floor: softmax + one fused reduction",
     "monai_soft": "(a) MONAI DiceLoss soft_label, soft target",
@@ -51,6 +66,8 @@ LABELS = {
     "monai_index": "(b) MONAI DiceLoss soft_label, to_onehot_y",
     "dml_index": "(b) DiceSemimetricLoss, index target",
     "dml_index_generic": "(b) DiceSemimetricLoss fused=False",
+    "monai_sigmoid": "(c) MONAI DiceLoss soft_label, sigmoid",
+    "dml_sigmoid": "(c) DiceSemimetricLoss, sigmoid, soft target",
 }
 
 
@@ -69,9 +86,10 @@ def make_loss(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
     if name == "floor":
         return lambda x, _: torch.softmax(x, 1).sum(dim=tuple(range(2, x.ndim))).square().sum()
+    act = {"sigmoid": True} if name.endswith("sigmoid") else {"softmax": True}
     if name.startswith("monai"):
-        return DiceLoss(softmax=True, soft_label=True, to_onehot_y=name.endswith("index"))
-    return DiceSemimetricLoss(softmax=True, to_onehot_y="index" in name, fused=not name.endswith("generic"))
+        return DiceLoss(soft_label=True, to_onehot_y=name.endswith("index"), **act)
+    return DiceSemimetricLoss(to_onehot_y="index" in name, fused=not name.endswith("generic"), **act)
 
 
 def target_for(name: str, soft: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -113,11 +131,12 @@ def accuracy_all(shape, device: str) -> dict[str, float]:
     exact = {
         "soft": float(make_loss("monai_soft")(logits64, soft64)),
         "index": float(make_loss("monai_index")(logits64, index)),
+        "sigmoid": float(make_loss("monai_sigmoid")(logits64, soft64)),
     }
     logits, soft, _ = make_inputs(shape, device)
     out = {}
     for name in CONFIGS[1:]:
-        kind = "index" if "index" in name else "soft"
+        kind = next((k for k in ("index", "sigmoid") if k in name), "soft")
         with torch.no_grad():
             value = float(make_loss(name)(logits, target_for(name, soft, index)))
         out[name] = abs(value - exact[kind])
@@ -206,7 +225,7 @@ def print_table(times, memory, accuracy, args) -> None:
         m_ratio = f"{memory[name] / memory[peer]:.2f}" if peer and memory[peer] > 0 else ""
         err = f"{accuracy[name]:.1e}" if name in accuracy else ""
         print(f"{LABELS[name]:<45} {times[name] * 1e3:>9.2f} {t_ratio:>7} {memory[name]:>9.1f} {m_ratio:>7} {err:>12}")
-    print("peer: MONAI with the same target kind; the floor row is compared with (a).")
+    print("peer: MONAI with the same target kind and activation; the floor row is compared with (a).")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,11 +1,11 @@
-"""Fused softmax + L1 cardinalities with an analytic, in-place backward (the fast path of the overlap losses).
+"""Fused activation + L1 cardinalities with an analytic, in-place backward (the fast path of the overlap losses).
 
-For logits ``z`` (``B, C, N``), ``s = softmax(z, dim=1)``, a target ``y`` (dense, or an index map ``l`` with
-``y_c = [l = c]``) and a voxel mask ``m``, the forward returns per image and class (float64)
+For logits ``z`` (``B, C, N``), ``s = softmax(z, dim=1)`` or ``s = sigmoid(z)``, a target ``y`` (dense, or an
+index map ``l`` with ``y_c = [l = c]``) and a voxel mask ``m``, the forward returns per image and class (float64)
 
     P = sum_n m s,    G = sum_n m y,    D = sum_n m |s - y|
 
-(plus the optional maxima used by ``active_classes``). The softmax is written into the one volume-sized buffer
+(plus the optional maxima used by ``active_classes``). The activation is written into the one volume-sized buffer
 the function keeps; ``D`` (and ``G`` for an index map) walk the voxels in blocks of about ``BLOCK_ELEMENTS``
 values with reused scratch buffers; sums are taken in the input's dtype and accumulated in float64. For an
 index map there is no one-hot: the labels are stored once as small integers (masked voxels get the unused
@@ -14,11 +14,12 @@ buffer, and ``D = P + G - 2 sum_n y s``.
 
 The backward receives ``dL/dP`` and ``dL/dD`` (``B, C``) and uses ``d|s - y|/ds = sign(s - y)``:
 
-    h = m (dL/dP + dL/dD sign(s - y)),    dL/dz = s h - s sum_c (s h)       (softmax Jacobian-vector product)
+    h = m (dL/dP + dL/dD sign(s - y)),    dL/dz = s h - s sum_c (s h)   (softmax Jacobian-vector product)
+                                          dL/dz = h s (1 - s)           (sigmoid)
 
-written block by block into the saved softmax buffer, which is returned as the gradient. For an index map
+written block by block into the saved activation buffer, which is returned as the gradient. For an index map
 ``sign(s - y) = 1 - 2 y`` (where ``s`` is exactly 0 or 1 the two differ, but ``dL/dz`` does not beyond the
-rounding of a saturated softmax). When the backward keeps the graph (``retain_graph=True``, as ``gradcheck``
+rounding of a saturated activation). When the backward keeps the graph (``retain_graph=True``, as ``gradcheck``
 does) the gradient goes to a copy, so the graph can be back-propagated again; on a torch that cannot report
 ``retain_graph``, a second backward raises a ``RuntimeError``. Double backward is not supported (``fused=False``).
 
@@ -36,15 +37,15 @@ import torch
 
 from monai_jdt.losses.functional._threads import parallel_map, split_range, worker_count
 
-__all__ = ["BLOCK_ELEMENTS", "FusedSoftmaxCardinalities", "fused_softmax_stats"]
+__all__ = ["BLOCK_ELEMENTS", "FusedCardinalities", "fused_stats"]
 
 #: values per block on CPU (a worker's operands stay in its L2 cache); CUDA uses CUDA_BLOCK_ELEMENTS.
 BLOCK_ELEMENTS = 1 << 18
 CUDA_BLOCK_ELEMENTS = 1 << 26
 
 _SECOND_BACKWARD = (
-    "the fused soft-label overlap loss (softmax=True, ord=1) writes its gradient into its saved softmax buffer, "
-    "and this torch cannot tell whether retain_graph was requested, so the graph can be back-propagated only once; "
+    "the fused soft-label overlap loss (softmax/sigmoid, ord=1) writes its gradient into its saved activation "
+    "buffer, and this torch cannot tell whether retain_graph was requested, so the graph can be back-propagated once; "
     "recompute the loss, or build it with fused=False to call backward twice"
 )
 
@@ -125,7 +126,7 @@ def _forward(plan: _Plan, want_max: tuple[bool, bool]) -> list[torch.Tensor]:
     return [card_pred, card_target, third, maxima[0], maxima[1]]
 
 
-def _backward_part(plan: _Plan, g_p: torch.Tensor, g_d: torch.Tensor, lo: int, hi: int) -> None:
+def _backward_part(plan: _Plan, softmax: bool, g_p: torch.Tensor, g_d: torch.Tensor, lo: int, hi: int) -> None:
     """Overwrite ``plan.probs[..., lo:hi]`` with dL/dz (``g_p``, ``g_d``: ``(B, C, 1)``)."""
     probs = plan.probs
     buf, prod_buf, dot_buf = plan.scratch(), plan.scratch(), plan.scratch(rows=1)
@@ -140,6 +141,10 @@ def _backward_part(plan: _Plan, g_p: torch.Tensor, g_d: torch.Tensor, lo: int, h
         h.mul_(g_d).add_(g_p)
         if plan.mask is not None:
             h.mul_(plan.mask[..., start:stop])
+        if not softmax:  # sigmoid: h s (1 - s)
+            slope = torch.addcmul(s_blk, s_blk, s_blk, value=-1, out=prod_buf[..., :k])
+            torch.mul(h, slope, out=s_blk)
+            continue
         prod = torch.mul(s_blk, h, out=prod_buf[..., :k])
         dot = torch.bmm(ones, prod, out=dot_buf[..., :k])
         torch.addcmul(prod, s_blk, dot, value=-1, out=s_blk)
@@ -151,8 +156,8 @@ def _graph_is_kept() -> bool:
     return bool(keep_graph()) if keep_graph is not None else False
 
 
-class FusedSoftmaxCardinalities(torch.autograd.Function):
-    """``(P, G, D, target_max, pred_max)`` of ``softmax(logits, 1)``; see the module docstring."""
+class FusedCardinalities(torch.autograd.Function):
+    """``(P, G, D, target_max, pred_max)`` of ``softmax(logits, 1)`` or ``sigmoid(logits)``; see the module doc."""
 
     @staticmethod
     def forward(  # type: ignore[override]
@@ -163,10 +168,13 @@ class FusedSoftmaxCardinalities(torch.autograd.Function):
         mask: torch.Tensor | None,
         want_target_max: bool,
         want_pred_max: bool,
+        softmax: bool,
     ) -> tuple[torch.Tensor, ...]:
-        probs = torch.softmax(logits, 1)  # one parallel pass; the buffer is kept and becomes the gradient
+        # one parallel pass; the buffer is kept and becomes the gradient
+        probs = torch.softmax(logits, 1) if softmax else torch.sigmoid(logits)
         outputs = _forward(_Plan(probs, dense, label, mask), (want_target_max, want_pred_max))
         ctx.save_for_backward(probs, dense, label, mask)
+        ctx.softmax = softmax
         ctx.consumed = False
         ctx.mark_non_differentiable(outputs[1], outputs[3], outputs[4])
         return tuple(outputs)
@@ -187,8 +195,8 @@ class FusedSoftmaxCardinalities(torch.autograd.Function):
         if label is not None:  # h = (g_p + g_d) - 2 g_d y
             g_p, g_d = g_p + g_d, -2 * g_d
         plan = _Plan(probs, dense, label, mask)
-        plan.map(partial(_backward_part, plan, g_p[..., None], g_d[..., None]))
-        return probs, None, None, None, None, None
+        plan.map(partial(_backward_part, plan, ctx.softmax, g_p[..., None], g_d[..., None]))
+        return probs, None, None, None, None, None, None
 
 
 def _small_labels(label: torch.Tensor, mask: torch.Tensor | None, num_classes: int) -> torch.Tensor:
@@ -199,15 +207,16 @@ def _small_labels(label: torch.Tensor, mask: torch.Tensor | None, num_classes: i
     return torch.where(mask, label, num_classes).to(dtype)
 
 
-def fused_softmax_stats(
+def fused_stats(
     logits: torch.Tensor,
     dense: torch.Tensor | None,
     label: torch.Tensor | None,
     mask: torch.Tensor | None,
     *,
     want_max: tuple[bool, bool],
+    softmax: bool = True,
 ) -> tuple[torch.Tensor, ...]:
-    """Flatten to ``(B, C, N)`` and run :class:`FusedSoftmaxCardinalities`.
+    """Flatten to ``(B, C, N)`` and run :class:`FusedCardinalities`.
 
     Args:
         logits: ``(B, C, *spatial)`` floating logits.
@@ -215,6 +224,7 @@ def fused_softmax_stats(
         label: ``(B, *spatial)`` int64 class indices, or ``None`` for a dense target.
         mask: ``(B, *spatial)`` bool voxel mask or ``None``.
         want_max: whether to compute the target's and the prediction's maxima (``active_classes``).
+        softmax: softmax over the channels (``True``) or an element-wise sigmoid (``False``).
 
     Returns:
         ``P, G, D, target_max, pred_max``, each ``(B, C)`` float64.
@@ -227,4 +237,4 @@ def fused_softmax_stats(
     if dense is not None:
         dense = dense.reshape(batch, num_classes, -1)
     mask_f = None if mask is None else mask.to(logits.dtype)
-    return FusedSoftmaxCardinalities.apply(flat, dense, label, mask_f, *want_max)
+    return FusedCardinalities.apply(flat, dense, label, mask_f, *want_max, softmax)

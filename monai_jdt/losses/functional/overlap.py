@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from monai_jdt.losses.functional._overlap_config import OverlapConfig, check_weight, make_config, weight_for
-from monai_jdt.losses.functional._overlap_fused import fused_softmax_stats
+from monai_jdt.losses.functional._overlap_fused import fused_stats
 from monai_jdt.losses.functional._overlap_reduce import reduce_levels
 from monai_jdt.losses.functional._overlap_stats import OverlapStats, generic_stats
 from monai_jdt.utils.errors import ShapeError
@@ -60,9 +60,8 @@ def _activate(input: torch.Tensor, cfg: OverlapConfig) -> torch.Tensor:
 def _use_fused(input: torch.Tensor, target: torch.Tensor, cfg: OverlapConfig) -> bool:
     return (
         cfg.fused
-        and cfg.softmax
+        and ((cfg.softmax and input.shape[1] > 1) or cfg.sigmoid)
         and cfg.ord == 1
-        and input.shape[1] > 1
         and not target.requires_grad
         and not torch.compiler.is_compiling()
     )
@@ -72,8 +71,8 @@ def _stats(input: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None,
     want_max = (cfg.active_classes in ("present", "both"), cfg.active_classes in ("prob", "both"))
     seg = prepare_target(input, target, to_onehot_y=cfg.to_onehot_y, ignore_index=cfg.ignore_index, mask=mask)
     if _use_fused(input, target, cfg):
-        card_pred, card_target, card_diff, target_max, pred_max = fused_softmax_stats(
-            input, seg.dense, seg.index, seg.mask, want_max=want_max
+        card_pred, card_target, card_diff, target_max, pred_max = fused_stats(
+            input, seg.dense, seg.index, seg.mask, want_max=want_max, softmax=cfg.softmax
         )
         return OverlapStats(
             pred=card_pred,
@@ -168,7 +167,7 @@ def compatible_tversky_loss(
         to_onehot_y: the target is an index map.
         sigmoid: apply a sigmoid to ``input``.
         softmax: apply a softmax over the channels (ignored with a warning for one channel). With ``ord=1`` and
-            ``fused=True`` this runs the fused kernel (faster, one volume-sized buffer).
+            ``fused=True``, ``softmax`` and ``sigmoid`` run the fused kernel (faster, one volume-sized buffer).
         other_act: another activation callable; ``sigmoid``, ``softmax`` and ``other_act`` are exclusive.
         reduction: ``"mean"``, ``"sum"`` or ``"none"``; see ``levels``. ``"none"`` returns, broadcastable against
             the input as MONAI: ``(B, C, 1, ...)`` for the image level, ``(C, 1, ...)`` for the batch level
@@ -200,7 +199,8 @@ def compatible_tversky_loss(
         sync_stats: under ``torch.distributed``, all-reduce the pooled statistics (with gradients) so every
             level is computed over the global batch; every rank then gets the global loss and DDP's gradient
             averaging yields the global-batch gradient.
-        fused: allow the fused kernel (softmax, ord 1, a target without gradient, not under ``torch.compile``).
+        fused: allow the fused kernel (softmax or sigmoid, ord 1, a target without gradient, not under
+            ``torch.compile``); ``False`` forces the generic autograd path (needed for double backward).
 
     Returns:
         The loss: a scalar for ``"mean"``/``"sum"``; float32 for float16/bfloat16 input.
