@@ -1,5 +1,7 @@
 """Soft-label sources as MONAI transforms: boundary label smoothing, label smoothing, multi-rater fusion.
 
+Also :func:`weak_strong_views`, the voxel-aligned weak/strong views of semi-supervised (mean-teacher) training.
+
 Array transforms take one channel-first image; dictionary transforms (``...d`` with ``...D``/``...Dict`` aliases,
 like MONAI) work on a data dict. Pure batched functional forms live in :mod:`monai_jdt.transforms.functional`.
 """
@@ -24,6 +26,7 @@ from monai_jdt.transforms.rater_fusion import (
     RandFuseRatersDict,
 )
 from monai_jdt.transforms.uniform_smoothing import LabelSmoothing, LabelSmoothingD, LabelSmoothingd, LabelSmoothingDict
+from monai_jdt.transforms.views import check_intensity_chain, weak_strong_views
 
 __all__ = [
     "BoundaryLabelSmoothing",
@@ -46,4 +49,6 @@ __all__ = [
     "boundary_mask",
     "fuse_raters",
     "label_smoothing",
+    "check_intensity_chain",
+    "weak_strong_views",
 ]
