@@ -96,8 +96,8 @@ def _amax(v: torch.Tensor, column: torch.Tensor | None) -> torch.Tensor:
 def _forward_part(plan: _Plan, want_max: tuple[bool, bool], lo: int, hi: int):
     """Partial sums ``(P, G, D)`` (``D`` is ``sum y s`` for an index map) and maxima of the voxels ``[lo, hi)``."""
     probs, dense = plan.probs, plan.dense
-    card_pred = _sum(probs[..., lo:hi], plan.mask_column(lo, hi))
-    card_target, third = torch.zeros_like(card_pred), torch.zeros_like(card_pred)
+    card_pred = _sum(probs[..., lo:hi], plan.mask_column(lo, hi)).to(torch.float64)
+    card_target, third = torch.zeros_like(card_pred), torch.zeros_like(card_pred)  # float64 accumulators
     maxima = torch.zeros(2, *probs.shape[:2], dtype=probs.dtype, device=probs.device)
     buf = plan.scratch()
     for start, stop in plan.blocks(lo, hi):
@@ -114,7 +114,7 @@ def _forward_part(plan: _Plan, want_max: tuple[bool, bool], lo: int, hi: int):
         third += _sum(torch.sub(s_blk, y, out=buf[..., : stop - start]).abs_(), column)
         if want_max[0]:
             torch.maximum(maxima[0], _amax(y, column), out=maxima[0])
-    return torch.stack((card_pred, card_target, third)).to(torch.float64), maxima
+    return torch.stack((card_pred, card_target, third)), maxima
 
 
 def _forward(plan: _Plan, want_max: tuple[bool, bool]) -> list[torch.Tensor]:

@@ -100,6 +100,12 @@ def overlap_loss(
         cfg: settings from :func:`~monai_jdt.losses.functional._overlap_config.make_config`.
         weight: class weights from :func:`~monai_jdt.losses.functional._overlap_config.check_weight`.
         mask: optional ``(B, 1, *spatial)`` or ``(B, *spatial)`` bool voxel mask (``True`` = counts).
+
+    Example:
+        >>> from monai_jdt.losses.functional._overlap_config import make_config
+        >>> cfg = make_config(alpha=0.5, beta=0.5, scale=2.0, softmax=True)  # DML
+        >>> float(overlap_loss(torch.zeros(1, 2, 4), torch.full((1, 2, 4), 0.5), cfg))  # softmax(0) == target
+        0.0
     """
     if not isinstance(input, torch.Tensor):
         raise TypeError(f"input must be a torch.Tensor, got {type(input).__name__}")
