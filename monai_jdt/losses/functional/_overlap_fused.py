@@ -41,7 +41,7 @@ __all__ = ["BLOCK_ELEMENTS", "FusedCardinalities", "fused_stats"]
 
 #: values per block on CPU (a worker's operands stay in its L2 cache); CUDA uses CUDA_BLOCK_ELEMENTS.
 BLOCK_ELEMENTS = 1 << 18
-CUDA_BLOCK_ELEMENTS = 1 << 26
+CUDA_BLOCK_ELEMENTS = 1 << 22  # few kernel launches, scratch of at most 16 MiB (float32)
 
 _SECOND_BACKWARD = (
     "the fused soft-label overlap loss (softmax/sigmoid, ord=1) writes its gradient into its saved activation "
