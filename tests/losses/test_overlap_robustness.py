@@ -152,3 +152,22 @@ def test_torch_compile(target_kind):
         results.append((value.detach(), x.grad))
     torch.testing.assert_close(results[1][0], results[0][0], rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(results[1][1], results[0][1], rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_no_grad_and_inference_mode(threads):
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        logits = torch.randn(2, 3, 12, 11, 10)
+        labels = torch.randint(0, 3, (2, 1, 12, 11, 10))
+        expected = DiceSemimetricLoss(softmax=True, to_onehot_y=True, fused=False)(logits, labels)
+        loss = DiceSemimetricLoss(softmax=True, to_onehot_y=True)
+        with torch.no_grad():
+            a = loss(logits, labels)
+        with torch.inference_mode():
+            b = loss(logits, labels)
+        torch.testing.assert_close(a, expected.detach())
+        torch.testing.assert_close(b, expected.detach())
+    finally:
+        torch.set_num_threads(before)

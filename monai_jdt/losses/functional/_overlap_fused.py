@@ -39,7 +39,7 @@ from monai_jdt.losses.functional._threads import parallel_map, split_range, work
 
 __all__ = ["BLOCK_ELEMENTS", "FusedCardinalities", "fused_stats"]
 
-#: values per block on CPU (a worker's operands stay in its L2 cache); CUDA uses CUDA_BLOCK_ELEMENTS.
+#: values per block on CPU (a block's few operands stay in cache); CUDA uses CUDA_BLOCK_ELEMENTS.
 BLOCK_ELEMENTS = 1 << 18
 CUDA_BLOCK_ELEMENTS = 1 << 22  # few kernel launches, scratch of at most 16 MiB (float32)
 
