@@ -204,7 +204,7 @@ def compatible_tversky_loss(
             channel excludes the voxels of that class, another value the all-zero voxels).
         sync_stats: under ``torch.distributed``, all-reduce the pooled statistics (with gradients) so every
             level is computed over the global batch; every rank then gets the global loss and DDP's gradient
-            averaging yields the global-batch gradient.
+            averaging yields the global-batch gradient (``reduction="none"``: the image level stays per rank).
         fused: allow the fused kernel (softmax or sigmoid, ord 1, a target without gradient, not under
             ``torch.compile``); ``False`` forces the generic autograd path (needed for double backward).
 
