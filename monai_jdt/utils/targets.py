@@ -55,7 +55,8 @@ class SegTarget:
         """The target as a dense ``(B, C, *spatial)`` tensor (materialises a one-hot for index maps)."""
         if self.dense is not None:
             return self.dense.to(dtype)
-        assert self.index is not None  # noqa: S101  (invariant of the dataclass, not input validation)
+        if self.index is None:
+            raise RuntimeError("SegTarget holds neither an index map nor a dense target")
         onehot = torch.nn.functional.one_hot(self.index, self.num_classes).movedim(-1, 1)
         return onehot.to(dtype)
 
@@ -94,7 +95,9 @@ def _check_input(input: torch.Tensor) -> None:
     if not input.is_floating_point():
         raise TypeError(f"input must be a floating-point tensor, got dtype {input.dtype}")
     if input.ndim < 3:
-        raise ShapeError(f"input must have shape (B, C, *spatial) with at least one spatial dim, got {tuple(input.shape)}")
+        raise ShapeError(
+            f"input must have shape (B, C, *spatial) with at least one spatial dim, got {tuple(input.shape)}"
+        )
 
 
 def _prepare_index(
