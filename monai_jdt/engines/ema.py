@@ -19,7 +19,7 @@ import copy
 
 import torch
 
-from monai_jdt.utils.checks import check_in_range, check_option
+from monai_jdt.utils.checks import check_bool, check_in_range, check_option
 from monai_jdt.utils.errors import ShapeError
 
 __all__ = ["EMA_BUFFER_MODES", "check_ema_pair", "make_ema_teacher", "unwrap_network", "update_ema_teacher"]
@@ -107,7 +107,7 @@ def _ema_(targets: list[torch.Tensor], sources: list[torch.Tensor], decay: float
 
 
 def update_ema_teacher(
-    teacher: torch.nn.Module, student: torch.nn.Module, decay: float, buffers: str = "ema"
+    teacher: torch.nn.Module, student: torch.nn.Module, decay: float, buffers: str = "ema", check: bool = True
 ) -> torch.nn.Module:
     r"""Update the teacher in place: ``theta_t <- decay * theta_t + (1 - decay) * theta_s`` (arXiv 1703.01780).
 
@@ -119,6 +119,9 @@ def update_ema_teacher(
         decay: ``d`` in ``[0, 1]``: 0 copies the student, 1 leaves the teacher unchanged.
         buffers: ``"ema"`` (floating-point buffers follow the same formula) or ``"copy"`` (copied from the
             student); integer buffers are copied in both modes.
+        check: match the tensors by name and check them on every call (default). ``False`` pairs
+            ``parameters()``/``buffers()`` in order without checks (about twice as fast for small networks): only
+            after :func:`check_ema_pair` has accepted the pair, as :class:`~monai_jdt.engines.MeanTeacherTrainer` does.
 
     Returns:
         ``teacher`` (updated in place, without autograd history).
@@ -143,16 +146,21 @@ def update_ema_teacher(
             raise TypeError(f"{name} must be a torch.nn.Module, got {type(net).__name__}")
     decay = check_in_range("decay", decay, 0.0, 1.0)
     buffers = check_option("buffers", buffers, EMA_BUFFER_MODES)
+    check_bool("check", check)
     net_t, net_s = unwrap_network(teacher), unwrap_network(student)
-    t_params, s_params = dict(net_t.named_parameters()), dict(net_s.named_parameters())
-    names = _paired("parameter", t_params, s_params)
-    _ema_([t_params[n] for n in names], [s_params[n].detach() for n in names], decay)
-    t_bufs, s_bufs = dict(net_t.named_buffers()), dict(net_s.named_buffers())
-    names = _paired("buffer", t_bufs, s_bufs)
-    averaged = [n for n in names if buffers == "ema" and t_bufs[n].is_floating_point()]
-    _ema_([t_bufs[n] for n in averaged], [s_bufs[n] for n in averaged], decay)
+    if check:
+        t_params, s_params = dict(net_t.named_parameters()), dict(net_s.named_parameters())
+        pairs = [(t_params[n], s_params[n]) for n in _paired("parameter", t_params, s_params)]
+        t_bufs, s_bufs = dict(net_t.named_buffers()), dict(net_s.named_buffers())
+        buffer_pairs = [(t_bufs[n], s_bufs[n]) for n in _paired("buffer", t_bufs, s_bufs)]
+    else:
+        pairs = list(zip(net_t.parameters(), net_s.parameters()))
+        buffer_pairs = list(zip(net_t.buffers(), net_s.buffers()))
+    _ema_([t for t, _ in pairs], [s.detach() for _, s in pairs], decay)
+    averaged = [(t, s) for t, s in buffer_pairs if buffers == "ema" and t.is_floating_point()]
+    _ema_([t for t, _ in averaged], [s for _, s in averaged], decay)
     with torch.no_grad():
-        for name in names:
-            if name not in averaged:
-                t_bufs[name].copy_(s_bufs[name])
+        for t, s in buffer_pairs:
+            if buffers == "copy" or not t.is_floating_point():
+                t.copy_(s)
     return teacher

@@ -188,12 +188,10 @@ class MeanTeacherTrainer(SupervisedTrainer):
             raise ValueError("unlabeled_data_loader must yield at least one batch, got an empty loader")
         if kwargs.get("iteration_update") is not None:
             raise ValueError("iteration_update would replace the mean-teacher iteration; use SupervisedTrainer for it")
-        if teacher is None:
-            teacher = make_ema_teacher(network)
-        else:
-            check_ema_pair(teacher, network)
-            teacher.requires_grad_(False)
-            teacher.eval()
+        teacher = make_ema_teacher(network) if teacher is None else teacher
+        check_ema_pair(teacher, network)  # once: the EMA update then pairs the tensors in order, unchecked
+        teacher.requires_grad_(False)
+        teacher.eval()
         student = network  # before SupervisedTrainer may wrap it with torch.compile
         super().__init__(device, max_epochs, train_data_loader, network, optimizer, loss_function, **kwargs)
         self.student = student
@@ -350,6 +348,6 @@ class MeanTeacherTrainer(SupervisedTrainer):
             if step:
                 engine.optimizer.step()
         if step:
-            update_ema_teacher(engine.teacher, engine.student, engine.ema_decay, engine.ema_buffers)
+            update_ema_teacher(engine.teacher, engine.student, engine.ema_decay, engine.ema_buffers, check=False)
         engine.fire_event(IterationEvents.MODEL_COMPLETED)
         return engine.state.output

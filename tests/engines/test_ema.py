@@ -114,3 +114,15 @@ def test_errors() -> None:
     with pytest.raises(ValueError, match="separate copy of the student"):
         check_ema_pair(torch.nn.DataParallel(student), student)
     check_ema_pair(teacher, student)  # a matching pair passes
+
+
+@pytest.mark.parametrize("buffers", ["ema", "copy"])
+def test_unchecked_update_equals_checked_update(buffers: str) -> None:
+    teacher, student = trained_pair()
+    other = copy.deepcopy(teacher)
+    update_ema_teacher(teacher, student, 0.7, buffers=buffers)
+    update_ema_teacher(other, student, 0.7, buffers=buffers, check=False)
+    for name, value in teacher.state_dict().items():
+        assert torch.equal(other.state_dict()[name], value), name
+    with pytest.raises(TypeError, match="check must be a bool, got int"):
+        update_ema_teacher(teacher, student, 0.7, check=1)  # type: ignore[arg-type]

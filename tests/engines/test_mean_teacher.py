@@ -282,7 +282,7 @@ def test_errors() -> None:
     "loader, error, match",
     [
         (Recording([]), ValueError, "unlabeled_data_loader must yield at least one batch, got an empty pass"),
-        ([{"image": torch.randn(2, 1, 16, 16)}], ValueError, r"lacks the key\(s\) \['image_strong'\].*got keys \['image'\]"),
+        ([{"image": torch.randn(2, 1, 8, 8)}], ValueError, r"lacks the key\(s\) \['image_strong'\].*keys \['image'\]"),
         ([torch.randn(2, 1, 16, 16)], TypeError, "an unlabelled batch must be a dict with 'image', got Tensor"),
     ],
 )  # fmt: skip
