@@ -221,7 +221,7 @@ def _git_state() -> dict[str, Any]:
     def git(*cmd: str) -> str:
         try:
             run = subprocess.run(["git", *cmd], capture_output=True, text=True, timeout=30, cwd=Path(__file__).parent)
-            return run.stdout.strip()
+            return run.stdout.rstrip()
         except (OSError, subprocess.SubprocessError):
             return ""
 
