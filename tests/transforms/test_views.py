@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import doctest
+
 import numpy as np
 import pytest
 import torch
@@ -19,6 +21,7 @@ from monai.transforms import (
     ScaleIntensityd,
 )
 
+import monai_jdt.transforms.views as views_module
 from monai_jdt.transforms import check_intensity_chain, weak_strong_views
 
 SHAPE = (12, 10, 8)
@@ -142,3 +145,8 @@ def test_argument_errors() -> None:
         weak_strong_views([], [], "noise")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="weak must be a sequence of transforms"):
         check_intensity_chain("weak", 3, "image_strong")  # type: ignore[arg-type]
+
+
+def test_docstring_examples() -> None:
+    result = doctest.testmod(views_module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
