@@ -16,7 +16,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_SUBPACKAGES = ("data", "engines", "handlers", "losses", "metrics", "transforms", "utils")
+_SUBPACKAGES = ("bundle", "data", "engines", "handlers", "losses", "metrics", "transforms", "utils")
 
 __all__ = ["__version__", *_SUBPACKAGES]
 
