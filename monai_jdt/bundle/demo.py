@@ -108,6 +108,7 @@ def _workflow(config_files: Sequence[Path], overrides: dict[str, Any], verbose: 
     from monai.bundle import ConfigWorkflow
 
     configs = bundle_dir(DEMO_BUNDLE) / "configs"
+    _quiet(verbose)
     return ConfigWorkflow(
         config_file=[str(f) for f in config_files],
         meta_file=str(configs / "metadata.json"),

@@ -18,7 +18,7 @@ from tests.bundle._helpers import KITS, LITS, QUBIQ, TINY, run, train_overrides,
 
 SOFT = {"mean", "weighted", "majority", "random", "staple", "ls", "bls", "raters_mean"}
 CASES = [(QUBIQ, m) for m in ("mean", "weighted", "majority", "random", "staple")]
-CASES += [(LITS, m) for m in ("hard", "ls", "bls")] + [(KITS, m) for m in ("hard", "bls", "raters_mean")]
+CASES += [(LITS, m) for m in ("hard", "ls", "bls")] + [(KITS, m) for m in ("hard", "ls", "bls", "raters_mean")]
 
 
 def _one_iteration(bundle: str, data: Path, out: Path, **extra) -> tuple:
@@ -67,17 +67,18 @@ def test_sdl_ce_on_hard_ct_labels(bundle_data: dict[str, Path], tmp_path: Path) 
     assert type(wf.parser.get_parsed_content("loss")).__name__ == "DiceCELoss"
 
 
-def _teacher_checkpoint(bundle_data: dict[str, Path], tmp_path: Path) -> Path:
-    wf = workflow(KITS, ["train"], "train", **train_overrides(KITS, bundle_data[KITS], tmp_path / "teacher"))
+def _teacher_checkpoint(bundle_data: dict[str, Path], tmp_path: Path, bundle: str = KITS) -> Path:
+    wf = workflow(bundle, ["train"], "train", **train_overrides(bundle, bundle_data[bundle], tmp_path / "teacher"))
     path = tmp_path / "teacher.pt"
     torch.save(wf.parser.get_parsed_content("network_def").state_dict(), path)
     return path
 
 
-def test_kd_online_uses_the_teacher_checkpoint(bundle_data: dict[str, Path], tmp_path: Path) -> None:
-    ckpt = _teacher_checkpoint(bundle_data, tmp_path)
+@pytest.mark.parametrize("bundle", [LITS, KITS])
+def test_kd_online_uses_the_teacher_checkpoint(bundle: str, bundle_data: dict[str, Path], tmp_path: Path) -> None:
+    ckpt = _teacher_checkpoint(bundle_data, tmp_path, bundle)
     wf, trainer, output = _one_iteration(
-        KITS, bundle_data[KITS], tmp_path / "run", label_mode="kd", teacher_ckpt=str(ckpt)
+        bundle, bundle_data[bundle], tmp_path / "run", label_mode="kd", teacher_ckpt=str(ckpt)
     )
     assert isinstance(trainer, DistillationTrainer) and trainer.teacher_network is not None
     teacher_state = trainer.teacher_network.state_dict()

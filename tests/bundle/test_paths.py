@@ -39,3 +39,16 @@ def test_environment_variable_and_errors(tmp_path: Path, monkeypatch: pytest.Mon
         bundle_dir("qubiq_multirater_segmentation")
     with pytest.raises(ValueError, match="name must be one of"):
         bundle_dir("spleen")
+
+
+def test_missing_bundles_folder_explains_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As in a non-editable install: the package is somewhere without a bundles folder next to it."""
+    import monai_jdt.bundle.paths as paths
+
+    monkeypatch.delenv(BUNDLES_ENV, raising=False)
+    monkeypatch.setattr(paths, "__file__", str(tmp_path / "site-packages" / "monai_jdt" / "bundle" / "paths.py"))
+    with pytest.raises(FileNotFoundError) as excinfo:
+        bundles_root()
+    message = str(excinfo.value)
+    assert str(tmp_path / "site-packages" / "bundles") in message
+    assert "bash scripts/setup.sh" in message and BUNDLES_ENV in message
