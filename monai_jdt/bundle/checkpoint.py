@@ -40,13 +40,24 @@ _SCHEDULER_PROGRESS = ("last_epoch", "_step_count", "_last_lr", "_get_lr_called_
 
 
 def is_main_process() -> bool:
-    """``True`` outside ``torch.distributed`` or on rank 0."""
+    """``True`` outside ``torch.distributed`` or on rank 0.
+
+    Example:
+        >>> is_main_process()
+        True
+    """
     dist = torch.distributed
     return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
 def unwrap(module: Any) -> Any:
-    """The wrapped module of ``DistributedDataParallel`` / ``DataParallel``, else ``module``."""
+    """The wrapped module of ``DistributedDataParallel`` / ``DataParallel``, else ``module``.
+
+    Example:
+        >>> net = torch.nn.Linear(2, 2)
+        >>> unwrap(torch.nn.DataParallel(net)) is net, unwrap(net) is net
+        (True, True)
+    """
     return (
         module.module
         if isinstance(module, (torch.nn.DataParallel, torch.nn.parallel.DistributedDataParallel))

@@ -100,6 +100,13 @@ def dataset_entries(
 
     Raises:
         SystemExit: one line ``error: ...`` naming the folder or file and what is missing or wrong.
+
+    Example:
+        >>> import tempfile
+        >>> from monai_jdt.data.synthetic import write_synthetic_kits
+        >>> root = write_synthetic_kits(tempfile.mkdtemp(), cases=2, size=(16, 16, 16), progress_bar=False)
+        >>> [(e["case_id"], e["fold"]) for e in dataset_entries("kits", root, num_folds=2)]
+        [('case_00000', 0), ('case_00001', 1)]
     """
     dataset = check_option("dataset", dataset, DATASETS)
     num_folds = check_positive_int("num_folds", num_folds, minimum=2)
@@ -210,6 +217,15 @@ def inference_datalist(dataset_dir: str | os.PathLike, pattern: str) -> list[dic
 
     Raises:
         SystemExit: one line naming the folder and the pattern when nothing matches.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> for name in ("b/imaging.nii.gz", "a/imaging.nii.gz", "a/other.nii.gz"):
+        ...     (folder / name).parent.mkdir(exist_ok=True)
+        ...     (folder / name).touch()
+        >>> [pathlib.Path(e["image"]).parent.name for e in inference_datalist(folder, "**/imaging.nii*")]
+        ['a', 'b']
     """
     path = Path(dataset_dir)
     if path.is_file():

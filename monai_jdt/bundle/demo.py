@@ -47,7 +47,13 @@ def demo_overrides(
     loss_name: str,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Overrides of the QUBIQ bundle for the CPU demo (a 4-level UNet of 16..128 channels on 64 x 64 patches)."""
+    """Overrides of the QUBIQ bundle for the CPU demo (a 4-level UNet of 16..128 channels on 64 x 64 patches).
+
+    Example:
+        >>> o = demo_overrides("data", "run", epochs=200, label_mode="mean", loss_name="dml_ce")
+        >>> o["val_interval"], o["net_channels"], o["resume"]
+        (50, [16, 32, 64, 128], False)
+    """
     return {
         "bundle_root": str(run_dir),
         "dataset_dir": str(data_root),
