@@ -4,6 +4,7 @@
   one-line ``error: ...`` exits for bad ``--dataset_dir`` / ``--datalist`` values.
 * :func:`qubiq_targets`, :func:`ct_targets`: the transforms of each ``--label_mode``.
 * :func:`make_loss`: the loss of each ``--loss_name``; :func:`make_trainer`: the trainer of each label mode.
+* :func:`ssl_split`, :func:`make_mean_teacher_trainer`: ``--label_mode ssl`` (semi-supervised mean teacher).
 * :func:`make_dataset`: ``CacheDataset`` / ``PersistentDataset`` / ``Dataset`` by ``--dataset_type``.
 * :class:`CheckpointResume`, :class:`BestModelSaver`, :func:`atomic_torch_save`: atomic checkpoints and resume.
 * :class:`EvaluationReport`: per-case and summary CSV and the reliability diagram of ``evaluate.json``.
@@ -38,6 +39,7 @@ from monai_jdt.bundle.label_modes import (
 from monai_jdt.bundle.losses import LOSS_NAMES, CEOverlapLoss, make_loss
 from monai_jdt.bundle.paths import BUNDLE_NAMES, BUNDLES_ENV, bundle_dir, bundles_root
 from monai_jdt.bundle.report import EvaluationReport, atomic_write_text, region_dice
+from monai_jdt.bundle.ssl import SSL_LABEL_MODE, make_mean_teacher_trainer, ssl_split
 from monai_jdt.bundle.trainers import make_trainer
 from monai_jdt.bundle.transforms import (
     EnsureSpatialDimsd,
@@ -84,4 +86,7 @@ __all__ = [
     "region_dice",
     "require_file",
     "unwrap",
+    "SSL_LABEL_MODE",
+    "make_mean_teacher_trainer",
+    "ssl_split",
 ]

@@ -194,7 +194,8 @@ class CheckpointResume:
 
     The saved objects are ``save_dict`` (e.g. network, optimizer, LR scheduler, a :class:`BestModelSaver`) plus
     the trainer itself (``"trainer"``: epoch and iteration) and, when AMP is on, its ``GradScaler``
-    (``"scaler"``), added at :meth:`attach` so the configs need no reference cycle to the trainer. An LR
+    (``"scaler"``) and the EMA teacher of a mean-teacher trainer (``"teacher"``), added at :meth:`attach` so the
+    configs need no reference cycle to the trainer. An LR
     scheduler gets back its progress (step count, last learning rates) but keeps the settings of the current
     command (e.g. ``t_total``), so a longer ``max_epochs`` stretches the schedule instead of ending it early.
 
@@ -244,6 +245,9 @@ class CheckpointResume:
         scaler = getattr(engine, "scaler", None)
         if scaler is not None:
             self.save_dict["scaler"] = scaler
+        teacher = getattr(engine, "teacher", None)  # the EMA teacher of MeanTeacherTrainer (label_mode ssl)
+        if isinstance(teacher, torch.nn.Module):
+            self.save_dict.setdefault("teacher", teacher)
         _remove_stale_temporaries(self.path.parent, self.path.name)
         if self.resume:
             engine.add_event_handler(Events.STARTED, self.load)

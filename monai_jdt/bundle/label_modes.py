@@ -32,8 +32,9 @@ __all__ = ["CT_LABEL_MODES", "QUBIQ_LABEL_MODES", "SOFT_KEY", "TargetTransforms"
 #: QUBIQ: how the raters become the training target (:func:`monai_jdt.transforms.fuse_raters` methods).
 QUBIQ_LABEL_MODES = ("mean", "weighted", "majority", "random", "staple")
 
-#: LiTS/KiTS: hard labels, label smoothing, boundary label smoothing, mean of the KiTS annotators, distillation.
-CT_LABEL_MODES = ("hard", "ls", "bls", "raters_mean", "kd")
+#: LiTS/KiTS: hard labels, label smoothing, boundary label smoothing, mean of the KiTS annotators, distillation,
+#: semi-supervised mean teacher (hard labels on the labelled fraction, see :mod:`monai_jdt.bundle.ssl`).
+CT_LABEL_MODES = ("hard", "ls", "bls", "raters_mean", "kd", "ssl")
 
 #: intermediate key of a soft target before :class:`~monai_jdt.bundle.SelectTargetd` moves it to ``label``.
 SOFT_KEY = "soft_label"
@@ -120,6 +121,8 @@ def ct_targets(
       resampled with the label (nearest neighbour, key ``annotators``) and fused on the resampled grid.
     * ``kd``: hard labels; with ``teacher_key`` the datalist's offline teacher maps (``teacher-maps`` command) are
       loaded into that key and resampled bilinearly; without, the trainer runs the teacher online.
+    * ``ssl``: hard labels on the labelled cases (:func:`~monai_jdt.bundle.ssl_split`); the unlabelled ones go
+      through the mean-teacher trainer's own pipeline.
 
     Args:
         label_mode: one of :data:`CT_LABEL_MODES`.

@@ -1,14 +1,16 @@
 """The bundles' trainer, chosen by the label mode: the ONE place that maps a label mode to a trainer class.
 
 ``kd`` uses :class:`monai_jdt.engines.DistillationTrainer` (a frozen teacher from ``teacher_ckpt``, or the
-offline teacher maps in the batch key ``teacher_key``); every other mode uses MONAI's ``SupervisedTrainer``.
-A new mode with its own engine (e.g. a semi-supervised trainer) adds one branch to :func:`make_trainer`.
+offline teacher maps in the batch key ``teacher_key``); ``ssl`` uses :class:`monai_jdt.engines.MeanTeacherTrainer`
+(:func:`monai_jdt.bundle.ssl.make_mean_teacher_trainer` with ``ssl_options``); every other mode uses MONAI's
+``SupervisedTrainer``. A new mode with its own engine adds one branch to :func:`make_trainer`.
 """
 
 from __future__ import annotations
 
 import copy
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -49,6 +51,7 @@ def make_trainer(
     teacher_ckpt: str | os.PathLike | None = None,
     teacher_network: torch.nn.Module | None = None,
     teacher_key: str | None = None,
+    ssl_options: Mapping[str, Any] | None = None,
     **trainer_kwargs: Any,
 ) -> SupervisedTrainer:
     """The trainer of ``label_mode``.
@@ -58,6 +61,8 @@ def make_trainer(
         teacher_ckpt: ``kd`` online: the teacher's checkpoint (a ``model.pt`` state_dict or a checkpoint dict).
         teacher_network: ``kd`` online: the teacher's architecture; default a copy of the student's.
         teacher_key: ``kd`` offline: batch key of the teacher maps (used when ``teacher_ckpt`` is not given).
+        ssl_options: ``ssl``: the mean-teacher arguments (``unlabeled_data_loader``, ``teacher``,
+            ``unsup_loss_function``, ``ema_decay``, ``unsup_weight``, ``rampup_epochs``); ignored by other modes.
         trainer_kwargs: the arguments of ``monai.engines.SupervisedTrainer`` (``device``, ``max_epochs``,
             ``train_data_loader``, ``network``, ``optimizer``, ``loss_function``, ...).
 
@@ -73,4 +78,8 @@ def make_trainer(
     """
     if label_mode == "kd":
         return _distillation_trainer(teacher_ckpt, teacher_network, teacher_key, dict(trainer_kwargs))
+    if label_mode == "ssl":
+        from monai_jdt.bundle.ssl import make_mean_teacher_trainer
+
+        return make_mean_teacher_trainer(**dict(ssl_options or {}), **trainer_kwargs)
     return SupervisedTrainer(**trainer_kwargs)

@@ -192,10 +192,11 @@ class MeanTeacherTrainer(SupervisedTrainer):
         check_ema_pair(teacher, network)  # once: the EMA update then pairs the tensors in order, unchecked
         teacher.requires_grad_(False)
         teacher.eval()
-        student = network  # before SupervisedTrainer may wrap it with torch.compile
-        super().__init__(device, max_epochs, train_data_loader, network, optimizer, loss_function, **kwargs)
-        self.student = student
+        # set before SupervisedTrainer.__init__: it may wrap the network (torch.compile), and it attaches the
+        # handlers, which may look for the teacher (e.g. to checkpoint it)
+        self.student = network
         self.teacher = teacher
+        super().__init__(device, max_epochs, train_data_loader, network, optimizer, loss_function, **kwargs)
         self.unlabeled_data_loader = unlabeled_data_loader
         self.unlabeled_prepare_batch = unlabeled_prepare_batch
         self.teacher_inferer = SimpleInferer() if teacher_inferer is None else teacher_inferer

@@ -126,7 +126,7 @@ def test_ct_target_errors(bad: dict) -> None:
 
 def test_mode_lists() -> None:
     assert QUBIQ_LABEL_MODES == ("mean", "weighted", "majority", "random", "staple")
-    assert CT_LABEL_MODES == ("hard", "ls", "bls", "raters_mean", "kd")
+    assert CT_LABEL_MODES == ("hard", "ls", "bls", "raters_mean", "kd", "ssl")
     with pytest.raises(ValueError, match="label_mode must be one of"):
         qubiq_targets("hard")
     assert np.isclose(_qubiq_target("weighted").sum(0), 1).all()
