@@ -299,3 +299,15 @@ def test_docstring_examples(name: str) -> None:
     module = importlib.import_module(f"monai_jdt.engines.{name}")
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.slow
+def test_compiled_student_updates_the_teacher() -> None:
+    student = tiny_unet()
+    start = copy.deepcopy(student.state_dict())
+    trainer = make_trainer(student, labelled(n=1), unlabelled(n=1), compile=True, ema_decay=0.5, rampup_epochs=0.0)
+    assert type(trainer.network).__name__ == "OptimizedModule" and trainer.student is student
+    trainer.run()
+    for name, value in trainer.teacher.state_dict().items():
+        if value.is_floating_point():
+            torch.testing.assert_close(value, 0.5 * start[name] + 0.5 * student.state_dict()[name])
