@@ -41,10 +41,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from study.config import PRESETS, RECIPE, preset
+from study import config
+from study.config import PRESETS, preset, recipe_with
 from study.data import describe, load_prepared, prepare
 from study.jobs import PARTS, TEACHER_RUN, Job, order_key, plan, run_job
-from study.report import summarise, write_csv, write_markdown, write_plot
+from study.report import paired_differences, read_csv, summarise, write_csv, write_markdown, write_plot
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -59,6 +60,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=min(2, cores), help="parallel runs (processes); 1 runs inline")
     p.add_argument("--threads", type=int, default=None, help="torch threads per run (default: cores // workers)")
     p.add_argument("--out", type=Path, default=Path("docs/study"), help="output folder")
+    p.add_argument(
+        "--recipe",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override recipe settings (post-hoc ablations), e.g. unsup_weight=0",
+    )
+    p.add_argument("--tag", default=None, help="output file prefix (default: the preset name, plus the overrides)")
+    p.add_argument(
+        "--from-csv",
+        type=Path,
+        default=None,
+        metavar="RUNS_CSV",
+        help="only rebuild <tag>_results.md and <tag>_plot.png from <tag>_runs.csv and <tag>_run.json",
+    )
     p.add_argument("--workdir", type=Path, default=None, help="synthetic data and teachers (default: a temp dir)")
     args = p.parse_args(argv)
     if args.quick:
@@ -99,7 +115,7 @@ class Runner:
         self.done = 0
 
     def _call(self, job: Job) -> tuple:
-        return job, self.cfg, self.data_path, self.workdir, self.args.device, self.args.threads
+        return job, self.cfg, config.RECIPE, self.data_path, self.workdir, self.args.device, self.args.threads
 
     def _finished(self, job: Job, rows: list[dict[str, Any]], total: int, start: float) -> None:
         self.rows += rows
@@ -141,7 +157,15 @@ def _headline(row: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.from_csv is not None:
+        return from_csv(args.from_csv)
     cfg = preset(args.preset, seeds=args.seeds, iterations=args.iterations)
+    try:
+        config.RECIPE = recipe_with(args.recipe)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    tag = args.tag or "_".join([cfg.name, *(o.replace("=", "-") for o in args.recipe)])
     parts = tuple(p for p in PARTS if p in args.parts)
     if "semi-supervised" in parts and not _have_mean_teacher():
         print("monai_jdt.engines.MeanTeacherTrainer is not available: the semi-supervised part is skipped")
@@ -163,13 +187,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.workdir is None:
         shutil.rmtree(workdir, ignore_errors=True)
     rows = sorted(runner.rows, key=order_key)
-    summary = summarise(rows)
-    stem = args.out / cfg.name
+    stem = args.out / tag
     cores = os.cpu_count() or 1
     info = {
         "command": "python scripts/study_soft_labels.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "preset": dataclasses.asdict(cfg),
-        "recipe": dataclasses.asdict(RECIPE),
+        "recipe": dataclasses.asdict(config.RECIPE),
+        "recipe_overrides": args.recipe,
         "parts": list(parts),
         "runs": len(jobs),
         "data": data_info,
@@ -195,22 +219,42 @@ def main(argv: list[str] | None = None) -> int:
         },
     }
     write_csv(rows, Path(f"{stem}_runs.csv"))
-    header = [
-        f"# Soft-label study: preset `{cfg.name}`",
-        "",
-        f"`{info['command']}`: {len(jobs)} runs, wall {wall / 60:.1f} min, CPU {cpu_total / 60:.1f} min "
-        f"(load average {load0[0]:.1f} at the start, {info['load_average']['mean_at_run_ends']:.1f} on "
-        f"average at the end of each run, {cores} cores). Mean ± sample standard deviation over the seeds; "
-        "all figures in %. Raw runs: "
-        f"`{cfg.name}_runs.csv`; plot: `{cfg.name}_plot.png`; settings: `{cfg.name}_run.json`.",
-    ]
-    write_markdown(summary, Path(f"{stem}_results.md"), header)
-    write_plot(summary, Path(f"{stem}_plot.png"))
     Path(f"{stem}_run.json").write_text(json.dumps(info, indent=2) + "\n")
-    print(
-        f"wrote {stem}_runs.csv, {stem}_results.md, {stem}_plot.png, {stem}_run.json "
-        f"(wall {wall:.0f}s, CPU {cpu_total:.0f}s)"
-    )
+    write_reports(rows, info, stem)
+    print(f"wrote {stem}_runs.csv, {stem}_run.json (wall {wall:.0f}s, CPU {cpu_total:.0f}s)")
+    return 0
+
+
+def write_reports(rows: list[dict[str, Any]], info: dict[str, Any], stem: Path) -> None:
+    """``<stem>_results.md`` (tables and paired differences) and ``<stem>_plot.png`` from the rows and run info."""
+    name = stem.name
+    load = info["load_average"]
+    overrides = info.get("recipe_overrides") or []
+    header = [
+        f"# Soft-label study: preset `{info['preset']['name']}`"
+        + (f", recipe overrides {overrides}" if overrides else ""),
+        "",
+        f"`{info['command'].strip()}`: {info['runs']} runs, wall {info['wall_s'] / 60:.1f} min, CPU "
+        f"{info['cpu_s'] / 60:.1f} min (load average {load['start']:.1f} at the start, {load['mean_at_run_ends']:.1f} "
+        f"on average at the end of each run, {info['machine']['cores']} cores). Mean ± sample standard deviation over "
+        f"the seeds; all figures in %. Raw runs: `{name}_runs.csv`; plot: `{name}_plot.png`; settings: "
+        f"`{name}_run.json`.",
+    ]
+    summary = summarise(rows)
+    write_markdown(summary, Path(f"{stem}_results.md"), header, paired_differences(rows))
+    write_plot(summary, Path(f"{stem}_plot.png"))
+    print(f"wrote {stem}_results.md, {stem}_plot.png")
+
+
+def from_csv(csv_path: Path) -> int:
+    """Rebuild the markdown tables and the plot from a runs CSV and its ``_run.json`` (no training)."""
+    stem = Path(str(csv_path).removesuffix("_runs.csv"))
+    info_path = Path(f"{stem}_run.json")
+    for path in (csv_path, info_path):
+        if not path.is_file():
+            print(f"error: {path} does not exist", file=sys.stderr)
+            return 2
+    write_reports(read_csv(csv_path), json.loads(info_path.read_text()), stem)
     return 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-__all__ = ["PRESETS", "Preset", "Recipe", "RECIPE", "preset"]
+__all__ = ["PRESETS", "RECIPE", "Preset", "Recipe", "preset", "recipe_with"]
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,8 @@ class Recipe:
     ema_decay: float = 0.99  # mean teacher
     unsup_weight: float = 1.0
     rampup_fraction: float = 0.2  # sigmoid ramp of the unsupervised weight over the first 20 % of the iterations
+    unsup_lambda_overlap: float = 0.75  # unsupervised loss: 0.25 soft CE + 0.75 image-level DML on the teacher's
+    unsup_batch: bool = False  # probabilities, present classes (MeanTeacherTrainer's default loss)
     labelled_fraction: float = 0.1  # SSL arm: 10 % of the training cases keep their labels
     ece_bins: int = 10  # the papers' ECE: 10 equal-width bins
     band_kernel: int = 5  # BECE: voxels within 2 pixels of a reference label change
@@ -31,6 +33,32 @@ class Recipe:
 
 
 RECIPE = Recipe()
+
+
+def recipe_with(overrides: list[str]) -> Recipe:
+    """The default recipe with ``key=value`` overrides (ablations from the command line).
+
+    Raises:
+        ValueError: an unknown key, a malformed item or a value of the wrong type.
+    """
+    fields = {f.name: getattr(RECIPE, f.name) for f in dataclasses.fields(Recipe)}
+    changes: dict[str, object] = {}
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or key not in fields or isinstance(fields[key], tuple):
+            scalar = sorted(k for k, v in fields.items() if not isinstance(v, tuple))
+            raise ValueError(f"recipe overrides must be key=value with a key in {scalar}, got {item!r}")
+        kind = type(fields[key])
+        if kind is bool:
+            if text.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(f"recipe {key} must be true or false, got {text!r}")
+            changes[key] = text.lower() in ("true", "1")
+        else:
+            try:
+                changes[key] = kind(text)
+            except ValueError as err:
+                raise ValueError(f"recipe {key} must be a {kind.__name__}, got {text!r}") from err
+    return dataclasses.replace(RECIPE, **changes)
 
 
 @dataclass(frozen=True)

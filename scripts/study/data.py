@@ -24,7 +24,8 @@ from monai_jdt.data import lits_datalist, qubiq_datalist
 from monai_jdt.data.synthetic import write_synthetic_lits, write_synthetic_qubiq
 from monai_jdt.transforms import BoundaryLabelSmoothingd, FuseRaters, FuseRatersd, LabelSmoothingd
 
-from .config import RECIPE, Preset
+from . import config
+from .config import Preset
 
 __all__ = ["QUBIQ_FIXED_SOURCES", "load_prepared", "prepare", "random_rater_labels"]
 
@@ -94,7 +95,7 @@ def _lits(root: Path, cfg: Preset) -> dict[str, Any]:
         progress_bar=False,
     )
     entries = sorted(lits_datalist(root, folds=None), key=lambda e: int(e["case_id"].split("-")[1]))
-    low, high = RECIPE.lits_window
+    low, high = config.RECIPE.lits_window
     load = Compose(
         [
             LoadImaged(["image", "label"], image_only=True),
@@ -109,11 +110,10 @@ def _lits(root: Path, cfg: Preset) -> dict[str, Any]:
         labels.append(lab)
         cases += [index] * len(im)
     image, index_map = torch.cat(images), torch.cat(labels)
+    r = config.RECIPE
     smooth = {
-        "ls": LabelSmoothingd("label", num_classes=2, epsilon=RECIPE.ls_epsilon),
-        "bls": BoundaryLabelSmoothingd(
-            "label", num_classes=2, epsilon=RECIPE.bls_epsilon, kernel_size=RECIPE.bls_kernel
-        ),
+        "ls": LabelSmoothingd("label", num_classes=2, epsilon=r.ls_epsilon),
+        "bls": BoundaryLabelSmoothingd("label", num_classes=2, epsilon=r.bls_epsilon, kernel_size=r.bls_kernel),
     }
     out: dict[str, Any] = {"image": image, "case": torch.tensor(cases)}
     out["hard"] = torch.cat([1 - index_map, index_map], dim=1).float()

@@ -8,7 +8,7 @@ import torch
 
 from monai_jdt.metrics import calibration_errors, fine_grained_overlap, thresholded_soft_dice
 
-from .config import RECIPE
+from . import config
 
 __all__ = ["METRIC_NAMES", "evaluate", "predict"]
 
@@ -38,10 +38,11 @@ def evaluate(probs: torch.Tensor, references: dict[str, torch.Tensor]) -> dict[s
     the test set; BECE over the pixels within ``band_kernel // 2`` pixels of a reference label change. Brier:
     mean over pixels of the squared error summed over the two classes.
     """
+    r = config.RECIPE
     out: dict[str, float] = {}
     for name, ref in references.items():
         dice = fine_grained_overlap(probs, ref, include_background=False, presence="either")
-        cal = calibration_errors(probs, ref, n_bins=RECIPE.ece_bins, boundary_kernel_size=RECIPE.band_kernel)
+        cal = calibration_errors(probs, ref, n_bins=r.ece_bins, boundary_kernel_size=r.band_kernel)
         soft = thresholded_soft_dice(probs, ref, include_background=False)
         out[f"dice_image_{name}"] = _percent(dice["image"])
         out[f"dice_dataset_{name}"] = _percent(dice["dataset"])

@@ -11,7 +11,8 @@ from typing import Any
 import torch
 from monai.data import set_track_meta
 
-from .config import RECIPE, Preset
+from . import config
+from .config import Preset
 from .data import load_prepared, random_rater_labels
 from .evaluation import evaluate, predict
 from .training import make_loss, make_network, train
@@ -108,7 +109,7 @@ def _lits(job: Job, cfg: Preset, data: dict[str, Any], device: torch.device, wor
     refs = {"gt": d["hard"][~train_mask]}
     teacher = unlabelled = None
     if job.part == "semi-supervised":
-        n_labelled = max(1, round(RECIPE.labelled_fraction * d["n_train_cases"]))
+        n_labelled = max(1, round(config.RECIPE.labelled_fraction * d["n_train_cases"]))
         labelled = d["case"][train_mask] < n_labelled
         labels = d["hard"][train_mask][labelled]
         unlabelled = images[~labelled] if job.labels == "mean-teacher" else None
@@ -133,8 +134,11 @@ def _lits(job: Job, cfg: Preset, data: dict[str, Any], device: torch.device, wor
     return models, refs, extra
 
 
-def run_job(job: Job, cfg: Preset, data_path: str, workdir: str, device: str, threads: int) -> list[dict[str, Any]]:
-    """Train and evaluate one run; one result row per evaluated network."""
+def run_job(
+    job: Job, cfg: Preset, recipe: config.Recipe, data_path: str, workdir: str, device: str, threads: int
+) -> list[dict[str, Any]]:
+    """Train and evaluate one run with ``recipe``; one result row per evaluated network."""
+    config.RECIPE = recipe  # the worker processes get the main process's recipe (with its overrides)
     torch.set_num_threads(threads)
     set_track_meta(False)  # plain tensors through the transforms and the network (MetaTensor dispatch is slow)
     wall, cpu = time.perf_counter(), time.process_time()

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["summarise", "write_csv", "write_markdown", "write_plot"]
+__all__ = ["paired_differences", "read_csv", "summarise", "write_csv", "write_markdown", "write_plot"]
 
 GROUP = ("part", "task", "labels", "loss", "model")
 
@@ -64,6 +64,26 @@ def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
             writer.writerow({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()})
 
 
+_INTEGER_COLUMNS = ("seed", "n_train", "n_unlabelled", "iterations")
+
+
+def read_csv(path: Path) -> list[dict[str, Any]]:
+    """Rows written by :func:`write_csv`, with numbers as int / float and empty cells left out."""
+    rows = []
+    with open(path, newline="") as f:
+        for raw in csv.DictReader(f):
+            row: dict[str, Any] = {}
+            for key, text in raw.items():
+                if text == "":
+                    continue
+                if key in GROUP:
+                    row[key] = text
+                else:
+                    row[key] = int(text) if key in _INTEGER_COLUMNS else float(text)
+            rows.append(row)
+    return rows
+
+
 def _mean_std(values: list[float]) -> tuple[float, float]:
     finite = [v for v in values if not math.isnan(v)]
     if not finite:
@@ -112,8 +132,102 @@ def _table(entries: list[dict[str, Any]], part: str) -> list[str]:
     return lines
 
 
-def write_markdown(summary: list[dict[str, Any]], path: Path, header: Sequence[str]) -> None:
-    """One table per part and task: mean ± sample standard deviation over the seeds."""
+#: metrics of the paired-difference tables; True where higher is better.
+PAIRED_METRICS = {
+    "multi-rater": [
+        ("Dice^I vs maj", "dice_image_majority", True),
+        ("soft Dice vs mean", "soft_dice_mean", True),
+        ("ECE vs maj", "ece_majority", False),
+        ("ECE vs mean", "ece_mean", False),
+        ("BECE vs maj", "bece_majority", False),
+        ("BECE vs mean", "bece_mean", False),
+    ],
+    "single-rater": [
+        ("Dice^I", "dice_image_gt", True),
+        ("Dice^D", "dice_dataset_gt", True),
+        ("ECE", "ece_gt", False),
+        ("BECE", "bece_gt", False),
+    ],
+}
+PAIRED_METRICS["semi-supervised"] = PAIRED_METRICS["single-rater"]
+
+
+def _contrasts(part: str) -> list[tuple[str, tuple[str, str, str], tuple[str, str, str]]]:
+    """(title, arm a, arm b) with arms as (labels, loss, model); the tables show a - b."""
+    s = "student"
+    if part == "multi-rater":
+        out = [
+            (f"mean − {b} ({lo.upper()})", ("mean", lo, s), (b, lo, s))
+            for b in ("majority", "random")
+            for lo in ("ce", "ce+sdl", "ce+dml")
+        ]
+        return out + [
+            (f"CE+DML − CE+SDL ({src})", (src, "ce+dml", s), (src, "ce+sdl", s))
+            for src in ("majority", "random", "staple", "mean")
+        ]
+    if part == "single-rater":
+        out = [
+            (f"{a.upper()} − hard ({lo.upper()})", (a, lo, s), ("hard", lo, s))
+            for lo in ("ce", "ce+dml")
+            for a in ("ls", "bls", "kd")
+        ]
+        return out + [(f"CE+DML − CE ({a})", (a, "ce+dml", s), (a, "ce", s)) for a in ("hard", "ls", "bls", "kd")]
+    return [
+        (
+            f"mean teacher ({m.replace('_', ' ')}) − supervised only",
+            ("mean-teacher", "ce+dml", m),
+            ("supervised", "ce+dml", s),
+        )
+        for m in ("student", "ema_teacher")
+    ]
+
+
+def paired_differences(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """Per (part, task): seed-paired differences ``a - b`` of the contrasts of :func:`_contrasts`.
+
+    Each entry: ``{"title", "n", "cells": {metric: (mean, sample std, seeds where a is better)}}``; contrasts
+    whose arms were not run are left out.
+    """
+    index = {(r["part"], r["task"], r["labels"], r["loss"], r["model"], r["seed"]): r for r in rows}
+    out: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for part, task in dict.fromkeys((r["part"], r["task"]) for r in rows):
+        seeds = sorted({r["seed"] for r in rows if r["part"] == part and r["task"] == task})
+        entries = []
+        for title, a, b in _contrasts(part):
+            pairs = [(index.get((part, task, *a, sd)), index.get((part, task, *b, sd))) for sd in seeds]
+            pairs = [(x, y) for x, y in pairs if x is not None and y is not None]
+            if not pairs:
+                continue
+            cells = {}
+            for _, key, higher in PAIRED_METRICS[part]:
+                diffs = [float(x[key]) - float(y[key]) for x, y in pairs]
+                better = sum(1 for d in diffs if (d > 0.005 if higher else d < -0.005))
+                cells[key] = (*_mean_std(diffs), better)
+            entries.append({"title": title, "n": len(pairs), "cells": cells})
+        out[(part, task)] = entries
+    return out
+
+
+def _paired_table(entries: list[dict[str, Any]], part: str) -> list[str]:
+    cols = PAIRED_METRICS[part]
+    lines = ["| a − b | " + " | ".join(t for t, _, _ in cols) + " |", "|---|" + "---:|" * len(cols)]
+    for e in entries:
+        cells = []
+        for _, key, _ in cols:
+            mean, std, better = e["cells"][key]
+            spread = "" if math.isnan(std) else f" ± {std:.2f}"
+            cells.append(f"{mean:+.2f}{spread} ({better}/{e['n']})")
+        lines.append(f"| {e['title']} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def write_markdown(
+    summary: list[dict[str, Any]],
+    path: Path,
+    header: Sequence[str],
+    paired: dict[tuple[str, str], list[dict[str, Any]]] | None = None,
+) -> None:
+    """One table per part and task (mean ± sample standard deviation over the seeds), then the paired differences."""
     lines = list(header)
     for part in ("multi-rater", "single-rater", "semi-supervised"):
         tasks = sorted({e["task"] for e in summary if e["part"] == part})
@@ -122,6 +236,18 @@ def write_markdown(summary: list[dict[str, Any]], path: Path, header: Sequence[s
             seeds = sorted({e["n"] for e in entries})
             lines += ["", f"### {part}: {task} (n = {', '.join(map(str, seeds))} seeds)", ""]
             lines += _table(entries, part)
+    if paired:
+        lines += [
+            "",
+            "## Paired differences",
+            "",
+            "Difference a − b between two arms trained with the same seed (same initial weights, samples and "
+            "augmentations), mean ± sample standard deviation over the seeds, and in brackets the number of "
+            "seeds in which a is better (higher Dice, lower ECE/BECE; differences below 0.005 count as ties).",
+        ]
+        for (part, task), entries in paired.items():
+            if entries:
+                lines += ["", f"### {part}: {task}", ""] + _paired_table(entries, part)
     path.write_text("\n".join(lines) + "\n")
 
 

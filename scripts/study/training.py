@@ -30,9 +30,10 @@ from monai_jdt.engines import DistillationTrainer
 from monai_jdt.losses import DiceSemimetricCELoss, DistillationLoss, SoftCrossEntropyLoss
 from monai_jdt.transforms import weak_strong_views
 
-from .config import RECIPE, Preset
+from . import config
+from .config import Preset
 
-__all__ = ["LOSSES", "make_loss", "make_network", "train"]
+__all__ = ["LOSSES", "make_loss", "make_network", "make_unsup_loss", "train"]
 
 #: the losses of the study: CE alone, CE + classic soft Dice (MONAI), CE + Dice semimetric loss (monai_jdt).
 LOSSES = ("ce", "ce+sdl", "ce+dml")
@@ -54,32 +55,34 @@ def make_loss(loss: str, hard: bool, kd: bool = False) -> torch.nn.Module:
     Raises:
         ValueError: an unknown loss, or CE + SDL with a teacher.
     """
-    active = "present" if hard else "all"
+    r = config.RECIPE
+    mix = {"lambda_ce": r.lambda_ce, "lambda_overlap": r.lambda_overlap}
+    overlap = {"batch": True, "active_classes": "present" if hard else "all"}
     if kd:
         if loss == "ce":
-            return DistillationLoss(temperature=RECIPE.kd_temperature, lambda_ce=1.0, lambda_overlap=0.0)
+            return DistillationLoss(temperature=r.kd_temperature, lambda_ce=1.0, lambda_overlap=0.0)
         if loss == "ce+dml":
-            return DistillationLoss(
-                temperature=RECIPE.kd_temperature,
-                lambda_ce=RECIPE.lambda_ce,
-                lambda_overlap=RECIPE.lambda_overlap,
-                batch=True,
-                active_classes=active,
-            )
+            return DistillationLoss(temperature=r.kd_temperature, **mix, **overlap)
         raise ValueError(f"loss with a teacher must be 'ce' or 'ce+dml', got {loss!r}")
     if loss == "ce":
         return SoftCrossEntropyLoss()
     if loss == "ce+dml":
-        return DiceSemimetricCELoss(
-            lambda_ce=RECIPE.lambda_ce, lambda_overlap=RECIPE.lambda_overlap, batch=True, active_classes=active
-        )
+        return DiceSemimetricCELoss(**mix, **overlap)
     if loss == "ce+sdl":  # MONAI's CE + soft Dice; its Dice term is the classic x.y soft Dice (no soft_label)
-        return DiceCELoss(softmax=True, batch=True, lambda_ce=RECIPE.lambda_ce, lambda_dice=RECIPE.lambda_overlap)
+        return DiceCELoss(softmax=True, batch=True, lambda_ce=r.lambda_ce, lambda_dice=r.lambda_overlap)
     raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
 
 
+def make_unsup_loss() -> torch.nn.Module:
+    """Mean-teacher loss on the teacher's probabilities (default: ``MeanTeacherTrainer``'s own default loss)."""
+    r = config.RECIPE
+    return DiceSemimetricCELoss(
+        lambda_ce=r.lambda_ce, lambda_overlap=r.unsup_lambda_overlap, batch=r.unsup_batch, active_classes="present"
+    )
+
+
 def _poly_with_warmup(total: int) -> Callable[[int], float]:
-    warm = max(1, round(RECIPE.warmup_fraction * total))
+    warm = max(1, round(config.RECIPE.warmup_fraction * total))
 
     def factor(step: int) -> float:
         if step < warm:
@@ -139,7 +142,8 @@ def train(
     """
     set_determinism(seed)
     net = make_network(cfg, device)
-    opt = torch.optim.AdamW(net.parameters(), lr=RECIPE.lr, weight_decay=RECIPE.weight_decay)
+    r = config.RECIPE
+    opt = torch.optim.AdamW(net.parameters(), lr=r.lr, weight_decay=r.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _poly_with_warmup(cfg.iterations))
     items = [{"image": im, "label": lab} for im, lab in zip(images, labels)]
     loader = _loader(items, Compose(_augment(cfg, ["image", "label"], crop)), cfg, seed)
@@ -156,9 +160,10 @@ def train(
         trainer = MeanTeacherTrainer(
             *args,
             u_loader,
-            ema_decay=RECIPE.ema_decay,
-            unsup_weight=RECIPE.unsup_weight,
-            rampup_epochs=RECIPE.rampup_fraction * epochs,
+            ema_decay=r.ema_decay,
+            unsup_weight=r.unsup_weight,
+            rampup_epochs=r.rampup_fraction * epochs,
+            unsup_loss_function=make_unsup_loss(),
             **common,
         )
     else:

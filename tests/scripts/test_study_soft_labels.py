@@ -34,16 +34,16 @@ def _has_mean_teacher() -> bool:
     return True
 
 
-@pytest.fixture(scope="module")
-def quick_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("study")
+def _quick_run(out: Path) -> Path:
     cmd = [sys.executable, str(SCRIPT), "--quick", "--workers", "1", "--threads", "1", "--out", str(out)]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     return out
 
 
-def test_quick_run_writes_every_output(quick_run: Path) -> None:
+def test_quick_run_writes_finite_results_for_every_run(tmp_path: Path) -> None:
+    """One ``--quick`` run (about 10-20 s on 2 cores): every output file, one finite row per run."""
+    quick_run = _quick_run(tmp_path)
     for suffix in ("runs.csv", "results.md", "plot.png", "run.json"):
         path = quick_run / f"quick_{suffix}"
         assert path.is_file() and path.stat().st_size > 0, path
@@ -53,9 +53,6 @@ def test_quick_run_writes_every_output(quick_run: Path) -> None:
     markdown = (quick_run / "quick_results.md").read_text()
     for title in ("### multi-rater: kidney", "### single-rater: lits"):
         assert title in markdown
-
-
-def test_quick_run_has_one_finite_row_per_run(quick_run: Path) -> None:
     with open(quick_run / "quick_runs.csv") as f:
         rows = list(csv.DictReader(f))
     cfg = preset("quick")
