@@ -42,6 +42,7 @@ PANELS = [
     ("ECE (%) vs majority / ground truth", {"multi-rater": "ece_majority", "default": "ece_gt"}),
     ("ECE (%) vs rater mean", {"multi-rater": "ece_mean", "default": None}),
     ("BECE (%) vs majority / ground truth", {"multi-rater": "bece_majority", "default": "bece_gt"}),
+    ("BECE (%) vs rater mean", {"multi-rater": "bece_mean", "default": None}),
 ]
 
 

@@ -17,10 +17,10 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "study_soft_labels.py"
 sys.path.insert(0, str(SCRIPT.parent))
 
-from study.config import preset  # noqa: E402
+from study.config import RECIPE, preset, recipe_with  # noqa: E402
 from study.data import random_rater_labels  # noqa: E402
 from study.jobs import HARD_SOURCES, plan  # noqa: E402
-from study.report import summarise  # noqa: E402
+from study.report import paired_differences, read_csv, summarise, write_csv  # noqa: E402
 from study.training import make_loss  # noqa: E402
 
 PARTS = ("multi-rater", "single-rater", "semi-supervised")
@@ -114,3 +114,39 @@ def test_losses_follow_the_papers_mix_on_soft_targets() -> None:
     assert "hard" in HARD_SOURCES and "mean" not in HARD_SOURCES
     with pytest.raises(ValueError, match="loss must be one of"):
         make_loss("dice", hard=True)
+
+
+def test_paired_differences_are_per_seed_differences(tmp_path: Path) -> None:
+    def row(labels: str, seed: int, dice: float, ece: float) -> dict:
+        return {
+            "part": "single-rater",
+            "task": "lits",
+            "labels": labels,
+            "loss": "ce+dml",
+            "model": "student",
+            "seed": seed,
+            "dice_image_gt": dice,
+            "dice_dataset_gt": dice,
+            "ece_gt": ece,
+            "bece_gt": ece,
+        }
+
+    rows = [row("hard", 0, 40.0, 1.0), row("hard", 1, 50.0, 2.0), row("bls", 0, 43.0, 1.5), row("bls", 1, 49.0, 1.0)]
+    write_csv(rows, tmp_path / "x_runs.csv")
+    back = read_csv(tmp_path / "x_runs.csv")
+    assert back == rows  # ints stay ints, floats stay floats
+    (entry,) = [e for e in paired_differences(back)[("single-rater", "lits")] if e["title"] == "BLS − hard (CE+DML)"]
+    mean, std, better = entry["cells"]["dice_image_gt"]
+    assert (mean, better) == (pytest.approx(1.0), 1)  # (+3 - 1) / 2; BLS has the higher Dice in seed 0 only
+    assert std == pytest.approx(statistics.stdev([3.0, -1.0]))
+    mean, _, better = entry["cells"]["ece_gt"]
+    assert (mean, better) == (pytest.approx(-0.25), 1)  # (+0.5 - 1.0) / 2; lower ECE is better: seed 1 only
+
+
+def test_recipe_overrides_are_typed_and_checked() -> None:
+    recipe = recipe_with(["unsup_weight=0", "unsup_batch=true", "ece_bins=15"])
+    assert (recipe.unsup_weight, recipe.unsup_batch, recipe.ece_bins) == (0.0, True, 15)
+    assert recipe_with([]) == RECIPE
+    for bad, message in (("nope=1", "key in"), ("ece_bins=1.5", "must be a int"), ("unsup_batch=maybe", "true or")):
+        with pytest.raises(ValueError, match=message):
+            recipe_with([bad])
