@@ -7,9 +7,9 @@ import os
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from monai_jdt.losses import DiceSemimetricLoss, JaccardMetricLoss
+from tests._support.distributed import end_rank, spawn_ranks
 
 WORLD = 2
 CONFIGS = [
@@ -59,12 +59,12 @@ def _run(rank: int, tmp: str, out: str) -> None:
         value.backward()
         results[key] = (value.detach(), logits.grad, [p.grad for p in model.parameters()])
     torch.save(results, os.path.join(out, f"rank{rank}.pt"))
-    dist.destroy_process_group()
+    end_rank()
 
 
 @pytest.mark.slow
 def test_two_gloo_ranks_equal_one_process(tmp_path):
-    mp.spawn(_run, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=WORLD, join=True)
+    spawn_ranks(_run, (str(tmp_path / "init"), str(tmp_path)), nprocs=WORLD)
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
     image, labels, soft = _data()
     for key, cls, opts in _cases():

@@ -7,9 +7,9 @@ import os
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from monai_jdt.nnunet import nnunet_available
+from tests._support.distributed import end_rank, spawn_ranks
 
 pytestmark = [
     pytest.mark.slow,
@@ -34,8 +34,14 @@ def _run(rank: int, init_file: str, out: str) -> None:
     labels_all[0][labels_all[0] == 2] = 1  # class 2 only on rank 1: the pooled counts differ from per-rank ones
     results = {}
     losses = {
-        "nnunet": DC_and_CE_loss({"batch_dice": True, "smooth": 1e-5, "do_bg": False, "ddp": True}, {}, weight_ce=1,
-                                 weight_dice=1, ignore_label=3, dice_class=MemoryEfficientSoftDiceLoss),
+        "nnunet": DC_and_CE_loss(
+            {"batch_dice": True, "smooth": 1e-5, "do_bg": False, "ddp": True},
+            {},
+            weight_ce=1,
+            weight_dice=1,
+            ignore_label=3,
+            dice_class=MemoryEfficientSoftDiceLoss,
+        ),
         "ours": NNUNetOverlapCELoss("dice", batch_dice=True, ignore_label=3, sync_stats=True),
     }
     for name, loss in losses.items():
@@ -44,11 +50,11 @@ def _run(rank: int, init_file: str, out: str) -> None:
         value.backward()
         results[name] = (value.detach(), x.grad)
     torch.save(results, os.path.join(out, f"rank{rank}.pt"))
-    dist.destroy_process_group()
+    end_rank()
 
 
 def test_sync_stats_equals_nnunet_all_gather(tmp_path):
-    mp.spawn(_run, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=WORLD, join=True)
+    spawn_ranks(_run, (str(tmp_path / "init"), str(tmp_path)), nprocs=WORLD)
     for rank in range(WORLD):
         res = torch.load(tmp_path / f"rank{rank}.pt")
         (v_ref, g_ref), (v_ours, g_ours) = res["nnunet"], res["ours"]
