@@ -96,12 +96,13 @@ def _amax(v: torch.Tensor, column: torch.Tensor | None) -> torch.Tensor:
 def _forward_part(plan: _Plan, want_max: tuple[bool, bool], lo: int, hi: int):
     """Partial sums ``(P, G, D)`` (``D`` is ``sum y s`` for an index map) and maxima of the voxels ``[lo, hi)``."""
     probs, dense = plan.probs, plan.dense
-    card_pred = _sum(probs[..., lo:hi], plan.mask_column(lo, hi)).to(torch.float64)
-    card_target, third = torch.zeros_like(card_pred), torch.zeros_like(card_pred)  # float64 accumulators
+    batch, num_classes = probs.shape[:2]  # float64 accumulators of the block sums
+    card_pred, card_target, third = torch.zeros(3, batch, num_classes, dtype=torch.float64, device=probs.device)
     maxima = torch.zeros(2, *probs.shape[:2], dtype=probs.dtype, device=probs.device)
     buf = plan.scratch()
     for start, stop in plan.blocks(lo, hi):
         s_blk, column = probs[..., start:stop], plan.mask_column(start, stop)
+        card_pred += _sum(s_blk, column)
         if want_max[1]:
             torch.maximum(maxima[1], _amax(s_blk, column), out=maxima[1])
         if dense is None:  # index map: G and the overlap sum(y s); masked voxels carry the unused label
