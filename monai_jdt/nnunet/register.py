@@ -82,7 +82,8 @@ def nnunet_trainer_dir() -> Path:
 
     require_nnunet("registering the trainers with nnU-Net")
     spec = importlib.util.find_spec("nnunetv2")
-    assert spec is not None and spec.submodule_search_locations  # guaranteed by require_nnunet
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("nnunetv2 imports but has no package folder (a namespace or zip install?)")
     folder = Path(next(iter(spec.submodule_search_locations))) / "training" / "nnUNetTrainer"
     if not folder.is_dir():
         raise FileNotFoundError(f"nnU-Net's trainer folder does not exist: {folder}")

@@ -162,8 +162,7 @@ class FuseRaters(Transform):
             names = [f"rater {i}" for i in range(len(items))] if isinstance(raters, (list, tuple)) else ["raters"]
         if len(items) < 1:
             raise ValueError("FuseRaters needs at least 1 rater, got 0")
-        parts, rater_names = [], []
-        first: tuple[str, torch.Tensor, torch.Tensor] | None = None
+        parts, rater_names, entries = [], [], []
         for name, item in zip(names, items):
             holder, plain = to_tensor_pair(item, name=f"rater {name!r}")
             if not -plain.ndim <= self.rater_dim < plain.ndim:
@@ -173,19 +172,17 @@ class FuseRaters(Transform):
             plain = plain.movedim(self.rater_dim, 0)
             check_spatial(plain, name=f"rater {name!r}")
             entry = (name, holder, plain)
-            if first is None:
-                first = entry
-            else:
-                _check_same_grid(first, entry)
+            if entries:
+                _check_same_grid(entries[0], entry)
+            entries.append(entry)
             parts.append(plain)
             rater_names += [name] if plain.shape[0] == 1 else [f"{name}[{i}]" for i in range(plain.shape[0])]
         stack = torch.cat(parts) if len(parts) > 1 else parts[0]
         if stack.shape[0] < 1:
             raise ValueError(f"FuseRaters needs at least 1 rater, got 0 (raters of shape {tuple(stack.shape)})")
         _check_values(stack, rater_names, self.num_classes)
-        assert first is not None
         work_dtype = torch.uint8 if self.num_classes <= 255 else torch.int64
-        return stack.to(work_dtype), first[1], rater_names
+        return stack.to(work_dtype), entries[0][1], rater_names
 
     def fuse(self, stack: torch.Tensor, rater_index: int | None = None) -> torch.Tensor:
         out = fuse_raters(stack, self.method, self.num_classes, rater_index, self.dtype)

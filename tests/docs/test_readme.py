@@ -26,5 +26,5 @@ def test_readme_starts_with_the_two_commands() -> None:
 def test_readme_example_runs(code: str, capsys: pytest.CaptureFixture[str]) -> None:
     torch.manual_seed(0)
     namespace: dict = {"__name__": "__readme__"}
-    exec(compile(code, str(README), "exec"), namespace)  # noqa: S102 - the README's own examples
+    exec(compile(code, str(README), "exec"), namespace)
     assert len(BLOCKS) >= 5

@@ -7,6 +7,8 @@ graph breaks under ``torch.compile``): "no active entry" is handled with ``torch
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 
 from monai_jdt.losses.functional import _distributed as dist_sync
@@ -149,7 +151,7 @@ def reduce_levels(
     for name, level_weight in cfg.levels:
         value = _LEVEL_FUNCTIONS[name](counts, active, weight, cfg) * level_weight
         total = value if total is None else total + value
-    assert total is not None
+    total = cast(torch.Tensor, total)  # cfg.levels holds at least one level
     if cfg.reduction == "none":
         total = total.reshape(*total.shape, *([1] * spatial_dims))
     return total

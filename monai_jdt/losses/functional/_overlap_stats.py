@@ -14,6 +14,7 @@ number of valid voxels labelled ``c``. Statistics are returned in float64 whatev
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 
@@ -126,8 +127,7 @@ def generic_stats(
         label = target.index.reshape(batch, -1)
         card_pred, card_target, card_diff, target_max = _index_stats(xf, label, mask, p, nonneg)
     else:
-        assert target.dense is not None
-        yf = target.dense.reshape(batch, num_classes, -1)
+        yf = cast(torch.Tensor, target.dense).reshape(batch, num_classes, -1)
         card_pred, card_target, card_diff, target_max = _dense_stats(xf, yf, mask, p, want_target_max, nonneg)
     return OverlapStats(
         pred=card_pred,

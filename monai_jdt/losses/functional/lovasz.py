@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from typing import cast
 
 import torch
 
@@ -143,8 +144,7 @@ def _hard_foreground(target: SegTarget, input: torch.Tensor, loss_name: str) -> 
     if target.index is not None:
         classes = torch.arange(target.num_classes, device=input.device).view(1, -1, *([1] * (input.ndim - 2)))
         return (target.index.unsqueeze(1) == classes).to(input.dtype)
-    dense = target.dense
-    assert dense is not None  # SegTarget invariant, not input validation
+    dense = cast(torch.Tensor, target.dense)  # SegTarget: dense when it is not an index map
     soft = (dense != 0) & (dense != 1)
     if target.mask is not None:
         soft = soft & target.mask.unsqueeze(1)

@@ -9,7 +9,7 @@ The band is the set of voxels whose box window holds a different reference label
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -56,8 +56,8 @@ def reference_band(
     if seg.index is not None:
         labels = seg.index
     else:
-        assert seg.dense is not None
-        labels = (seg.dense[:, 0] >= 0.5).long() if probs.shape[1] == 1 else seg.dense.argmax(dim=1)
+        dense = cast(torch.Tensor, seg.dense)
+        labels = (dense[:, 0] >= 0.5).long() if probs.shape[1] == 1 else dense.argmax(dim=1)
     if seg.mask is not None:
         labels = torch.where(seg.mask, labels, torch.full_like(labels, _IGNORED))
     return boundary_mask(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 
@@ -139,8 +140,7 @@ def calibration_statistics(
     batch = probs.shape[0]
     p, y_dense = probs, seg.dense
     if probs.shape[1] == 1:
-        assert y_dense is not None  # C == 1 targets are always dense
-        p, y_dense = _binary_to_two_class(probs, y_dense)
+        p, y_dense = _binary_to_two_class(probs, cast(torch.Tensor, y_dense))  # C == 1 targets are always dense
     classes = p.shape[1]
     p = p.reshape(batch, classes, -1)
     y_index = None if seg.index is None else seg.index.reshape(batch, 1, -1)

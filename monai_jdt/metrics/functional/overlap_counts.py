@@ -6,6 +6,8 @@ These counts are everything the fine-grained Dice/IoU of arXiv 2310.19252 needs,
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 
 from monai_jdt.metrics.functional.calibration_binning import top_label
@@ -182,13 +184,13 @@ def overlap_counts(
     batch = labels.shape[0]
     flat_labels, valid = _flat(labels, batch), _flat(seg.mask, batch)
     if n_cls == 1:
-        assert seg.dense is not None  # C == 1 targets are always dense
-        return _binary_counts(flat_labels, _flat(seg.dense[:, 0], batch), valid, presence_threshold)
+        dense = cast(torch.Tensor, seg.dense)  # C == 1 targets are always dense
+        return _binary_counts(flat_labels, _flat(dense[:, 0], batch), valid, presence_threshold)
     if seg.index is not None:
         rows = _counts_index(flat_labels, _flat(seg.index, batch), valid, n_cls)
     else:
-        assert seg.dense is not None
-        rows = _counts_dense(flat_labels, seg.dense.reshape(batch, n_cls, -1), valid, presence_threshold)
+        dense = cast(torch.Tensor, seg.dense)
+        rows = _counts_dense(flat_labels, dense.reshape(batch, n_cls, -1), valid, presence_threshold)
     weight = None if valid is None else valid.to(torch.float64)
     pred_sum = _bincount_bc(flat_labels, weight, n_cls)
     counts = torch.stack([r.to(torch.float64) for r in (rows[0], pred_sum, rows[1], rows[2], pred_sum > 0)], dim=1)

@@ -19,7 +19,7 @@ index on ties), all-zero vectors are ignored voxels, and an already-soft vector 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -38,8 +38,7 @@ def _check_dtype(dtype: torch.dtype) -> torch.dtype:
 
 def _smooth_index(parsed: ParsedLabels, epsilon: float, where: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
     """One-hot of an index map, smoothed where ``where`` is True (everywhere when ``where`` is None)."""
-    index = parsed.index
-    assert index is not None
+    index = cast(torch.Tensor, parsed.index)  # an index map by construction of ParsedLabels
     c = parsed.num_classes
     high, low = 1.0 - epsilon + epsilon / c, epsilon / c
     out = torch.empty((index.shape[0], c, *index.shape[1:]), dtype=dtype, device=index.device)
@@ -58,8 +57,7 @@ def _smooth_index(parsed: ParsedLabels, epsilon: float, where: torch.Tensor | No
 
 
 def _smooth_dense(parsed: ParsedLabels, epsilon: float, where: torch.Tensor | None) -> torch.Tensor:
-    dense = parsed.dense
-    assert dense is not None
+    dense = cast(torch.Tensor, parsed.dense)
     smoothed = dense * (1.0 - epsilon) + epsilon / parsed.num_classes
     if where is None:
         where = parsed.valid
