@@ -10,12 +10,10 @@ same trainer with ``teacher_key`` instead of ``teacher_network``.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
-from monai.data import MetaTensor
 from monai.engines import SupervisedTrainer
 from monai.engines.utils import IterationEvents
 from monai.inferers import Inferer, SimpleInferer
@@ -23,16 +21,14 @@ from monai.utils.enums import CommonKeys as Keys
 from torch.optim.optimizer import Optimizer
 from torch.utils.data import DataLoader
 
+from monai_jdt.engines._iteration import amp_context, backward_and_step, plain, start_iteration, store_loss_parts
+
 __all__ = ["TEACHER_KEY", "DistillationTrainer"]
 
 #: key of the teacher's output in ``engine.state.output``.
 TEACHER_KEY = "teacher"
 #: prefix of the loss parts (``loss_function.last_parts``) in ``engine.state.output``.
 LOSS_PART_PREFIX = "loss_"
-
-
-def _plain(x: Any) -> Any:
-    return x.as_tensor() if isinstance(x, MetaTensor) else x
 
 
 class DistillationTrainer(SupervisedTrainer):
@@ -131,32 +127,10 @@ class DistillationTrainer(SupervisedTrainer):
                 found = sorted(batchdata) if isinstance(batchdata, dict) else type(batchdata).__name__
                 raise ValueError(f"teacher_key {self.teacher_key!r} is not in the batch (keys: {found})")
             maps = batchdata[self.teacher_key]
-            return _plain(maps).to(device=self.state.device, non_blocking=self.non_blocking)
+            return plain(maps).to(device=self.state.device, non_blocking=self.non_blocking)
         self.teacher_network.eval()
         with torch.no_grad():
-            return self.teacher_inferer(_plain(inputs) if self.compile else inputs, self.teacher_network)
-
-    def _amp_context(self) -> contextlib.AbstractContextManager:
-        if self.amp and self.scaler is not None:
-            return torch.autocast("cuda", **self.amp_kwargs)
-        return contextlib.nullcontext()
-
-    def _accumulation(self) -> tuple[int, bool, bool]:
-        """``(steps, zero the grads now, step the optimizer now)``, as ``SupervisedTrainer``."""
-        acc = int(getattr(self, "accumulation_steps", 1))
-        if acc == 1:
-            return 1, True, True
-        epoch_length = self.state.epoch_length
-        index = self.state.iteration - 1
-        local = index % epoch_length if epoch_length is not None else index
-        at_end = epoch_length is not None and local + 1 == epoch_length
-        return acc, local % acc == 0, (local + 1) % acc == 0 or at_end
-
-    def _store_loss_parts(self) -> None:
-        parts = getattr(self.loss_function, "last_parts", None)
-        if isinstance(parts, dict):
-            for name, value in parts.items():
-                self.state.output[f"{LOSS_PART_PREFIX}{name}"] = value
+            return self.teacher_inferer(plain(inputs) if self.compile else inputs, self.teacher_network)
 
     def _iteration(self, engine: DistillationTrainer, batchdata: dict[str, torch.Tensor]) -> dict:  # type: ignore[override]
         """One distillation iteration (see the class docstring); returns ``engine.state.output``.
@@ -164,37 +138,16 @@ class DistillationTrainer(SupervisedTrainer):
         Raises:
             ValueError: ``batchdata`` is None, or the batch lacks ``teacher_key``.
         """
-        if batchdata is None:
-            raise ValueError("Must provide batch data for current iteration.")
-        batch = engine.prepare_batch(batchdata, engine.state.device, engine.non_blocking, **engine.to_kwargs)
-        inputs, targets, args, kwargs = (*batch, (), {}) if len(batch) == 2 else batch
-        if engine.compile:
-            inputs, targets = _plain(inputs), _plain(targets)
-        engine.state.output = {Keys.IMAGE: inputs, Keys.LABEL: targets}
-        acc, zero_grad, step = engine._accumulation()
-        engine.network.train()
-        if zero_grad:
-            engine.optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
-        with engine._amp_context():
+        inputs, targets, args, kwargs, acc, step = start_iteration(engine, batchdata)
+        with amp_context(engine):
             teacher = engine.teacher_output(inputs, batchdata)
             engine.state.output[TEACHER_KEY] = teacher
             engine.state.output[Keys.PRED] = engine.inferer(inputs, engine.network, *args, **kwargs)
             engine.fire_event(IterationEvents.FORWARD_COMPLETED)
             loss = engine.loss_function(engine.state.output[Keys.PRED], targets, teacher).mean()
             engine.state.output[Keys.LOSS] = loss
-            engine._store_loss_parts()
+            store_loss_parts(engine, engine.loss_function, LOSS_PART_PREFIX.rstrip("_"))
             engine.fire_event(IterationEvents.LOSS_COMPLETED)
-        scaled = loss / acc if acc > 1 else loss
-        if engine.amp and engine.scaler is not None:
-            engine.scaler.scale(scaled).backward()
-            engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
-            if step:
-                engine.scaler.step(engine.optimizer)
-                engine.scaler.update()
-        else:
-            scaled.backward()
-            engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
-            if step:
-                engine.optimizer.step()
+        backward_and_step(engine, loss, acc, step)
         engine.fire_event(IterationEvents.MODEL_COMPLETED)
         return engine.state.output

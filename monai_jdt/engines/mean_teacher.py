@@ -17,12 +17,10 @@ sigmoid_rampup` over the epochs. After each optimizer step, ``theta_t <- d theta
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import torch
-from monai.data import MetaTensor
 from monai.engines import SupervisedTrainer
 from monai.engines.utils import IterationEvents
 from monai.inferers import Inferer, SimpleInferer
@@ -31,6 +29,7 @@ from torch.optim.optimizer import Optimizer
 from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
+from monai_jdt.engines._iteration import amp_context, backward_and_step, plain, start_iteration, store_loss_parts
 from monai_jdt.engines.ema import EMA_BUFFER_MODES, check_ema_pair, make_ema_teacher, update_ema_teacher
 from monai_jdt.engines.ramps import linear_rampup, sigmoid_rampup
 from monai_jdt.losses.compound import DiceSemimetricCELoss
@@ -42,10 +41,6 @@ __all__ = ["RAMPUPS", "TEACHER_ACTIVATIONS", "MeanTeacherTrainer"]
 RAMPUPS: dict[str, Callable[[float, float], float]] = {"sigmoid": sigmoid_rampup, "linear": linear_rampup}
 #: how the teacher's logits become soft labels.
 TEACHER_ACTIVATIONS = ("softmax", "sigmoid")
-
-
-def _plain(x: Any) -> Any:
-    return x.as_tensor() if isinstance(x, MetaTensor) else x
 
 
 def _known_length(loader: Any) -> int | None:
@@ -264,7 +259,7 @@ class MeanTeacherTrainer(SupervisedTrainer):
             views = [batchdata[k].to(device=device, non_blocking=non_blocking, **self.to_kwargs) for k in keys]
             weak, strong = views[0], views[-1]
         if self.compile:
-            weak, strong = _plain(weak), _plain(strong)
+            weak, strong = plain(weak), plain(strong)
         return weak, strong
 
     def teacher_probabilities(self, weak: torch.Tensor) -> torch.Tensor:
@@ -272,30 +267,8 @@ class MeanTeacherTrainer(SupervisedTrainer):
         self.teacher.eval()
         with torch.no_grad():
             logits = self.teacher_inferer(weak, self.teacher)
-            logits = _plain(logits).float()
+            logits = plain(logits).float()
             return logits.softmax(1) if self.teacher_activation == "softmax" else logits.sigmoid()
-
-    def _amp_context(self) -> contextlib.AbstractContextManager:
-        if self.amp and self.scaler is not None:
-            return torch.autocast("cuda", **self.amp_kwargs)
-        return contextlib.nullcontext()
-
-    def _accumulation(self) -> tuple[int, bool, bool]:
-        """``(steps, zero the grads now, step the optimizer now)``, as ``SupervisedTrainer``."""
-        acc = int(self.accumulation_steps)
-        if acc == 1:
-            return 1, True, True
-        epoch_length = self.state.epoch_length
-        index = self.state.iteration - 1
-        local = index % epoch_length if epoch_length is not None else index
-        at_end = epoch_length is not None and local + 1 == epoch_length
-        return acc, local % acc == 0, (local + 1) % acc == 0 or at_end
-
-    def _store_parts(self, prefix: str, loss_function: Any) -> None:
-        parts = getattr(loss_function, "last_parts", None)
-        if isinstance(parts, dict):
-            for name, value in parts.items():
-                self.state.output[f"{prefix}_{name}"] = value
 
     def _unsupervised_loss(self) -> torch.Tensor:
         weak, strong = self.prepare_unlabeled(self.next_unlabeled_batch())
@@ -303,7 +276,7 @@ class MeanTeacherTrainer(SupervisedTrainer):
         pred = self.inferer(strong, self.network)
         loss = self.unsup_loss_function(pred, target).mean()
         self.state.output["loss_unsup"] = loss.detach()
-        self._store_parts("loss_unsup", self.unsup_loss_function)
+        store_loss_parts(self, self.unsup_loss_function, "loss_unsup")
         return loss
 
     def _iteration(self, engine: MeanTeacherTrainer, batchdata: dict[str, torch.Tensor]) -> dict:  # type: ignore[override]
@@ -313,41 +286,20 @@ class MeanTeacherTrainer(SupervisedTrainer):
             ValueError: ``batchdata`` is None; an unlabelled batch without the view keys; an empty unlabelled
                 loader.
         """
-        if batchdata is None:
-            raise ValueError("Must provide batch data for current iteration.")
-        batch = engine.prepare_batch(batchdata, engine.state.device, engine.non_blocking, **engine.to_kwargs)
-        inputs, targets, args, kwargs = (*batch, (), {}) if len(batch) == 2 else batch
-        if engine.compile:
-            inputs, targets = _plain(inputs), _plain(targets)
-        engine.state.output = {Keys.IMAGE: inputs, Keys.LABEL: targets}
-        acc, zero_grad, step = engine._accumulation()
+        inputs, targets, args, kwargs, acc, step = start_iteration(engine, batchdata)
         weight = engine.current_unsup_weight()
-        engine.network.train()
-        if zero_grad:
-            engine.optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
-        with engine._amp_context():
+        with amp_context(engine):
             engine.state.output[Keys.PRED] = engine.inferer(inputs, engine.network, *args, **kwargs)
             engine.fire_event(IterationEvents.FORWARD_COMPLETED)
             loss = engine.loss_function(engine.state.output[Keys.PRED], targets).mean()
             engine.state.output["loss_sup"] = loss.detach()
-            engine._store_parts("loss_sup", engine.loss_function)
+            store_loss_parts(engine, engine.loss_function, "loss_sup")
             if weight > 0.0:
                 loss = loss + weight * engine._unsupervised_loss()
             engine.state.output["unsup_weight"] = torch.tensor(weight)
             engine.state.output[Keys.LOSS] = loss
             engine.fire_event(IterationEvents.LOSS_COMPLETED)
-        scaled = loss / acc if acc > 1 else loss
-        if engine.amp and engine.scaler is not None:
-            engine.scaler.scale(scaled).backward()
-            engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
-            if step:
-                engine.scaler.step(engine.optimizer)
-                engine.scaler.update()
-        else:
-            scaled.backward()
-            engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
-            if step:
-                engine.optimizer.step()
+        backward_and_step(engine, loss, acc, step)
         if step:
             update_ema_teacher(engine.teacher, engine.student, engine.ema_decay, engine.ema_buffers, check=False)
         engine.fire_event(IterationEvents.MODEL_COMPLETED)
