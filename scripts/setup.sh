@@ -29,6 +29,11 @@ if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
     $VPIP install --quiet ${MONAI_JDT_TORCH:-torch==2.13.0}
 fi
 $VPIP install --quiet -e ".[all]"
+# ITK's image IO for MONAI's ITKReader (the tests read the datasets with it as well as with nibabel): only the
+# core and IO wheels (~100 MB) instead of the full `itk` meta-package (~280 MB). MONAI_JDT_ITK=0 skips it.
+if [ "${MONAI_JDT_ITK:-1}" != "0" ] && ! .venv/bin/python -c "import itk" >/dev/null 2>&1; then
+    $VPIP install --quiet --no-deps "itk==5.4.*" "itk-core==5.4.*" "itk-io==5.4.*"
+fi
 if [ "${MONAI_JDT_NNUNET:-1}" != "0" ]; then
     PYTHON=.venv/bin/python bash scripts/install_nnunet_cpu.sh
 fi
