@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
-import warnings
 from typing import Any
+
+from monai_jdt.cli._common import check_applicable, run_with_one_line_warnings
 
 __all__ = ["DESCRIPTION", "HELP", "NAME", "add_arguments", "run"]
 
@@ -110,11 +110,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _check_applicable(args: argparse.Namespace) -> None:
-    for name, datasets in _ONLY.items():
-        value = getattr(args, name)
-        if value not in (None, False) and args.dataset not in datasets:
-            flag = "--" + name.replace("_", "-")
-            raise ValueError(f"{flag} applies to {' and '.join(datasets)} only, got it for {args.dataset}")
+    check_applicable(args, _ONLY)
     if args.dataset == "qubiq" and args.task is None:
         raise ValueError(
             "--task is required for qubiq (brain-growth, brain-tumor, kidney, prostate, pancreas, pancreatic-lesion)"
@@ -180,15 +176,7 @@ def _sections(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]
 
 
 def run(args: argparse.Namespace) -> int:
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.filterwarnings("always", category=UserWarning, module=r"monai_jdt\.")
-        status = _run(args)
-    for w in caught:  # ours: one line each, without the source line Python would print
-        if w.category is UserWarning and "monai_jdt" in w.filename:
-            print(f"warning: {w.message}", file=sys.stderr)
-        else:
-            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
-    return status
+    return run_with_one_line_warnings(_run, args)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
-import warnings
+
+from monai_jdt.cli._common import check_applicable, run_with_one_line_warnings
 
 __all__ = ["DESCRIPTION", "HELP", "NAME", "add_arguments", "run"]
 
@@ -115,14 +115,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="never show the progress bar")
 
 
-def _check_applicable(args: argparse.Namespace) -> None:
-    for name, datasets in _ONLY.items():
-        value = getattr(args, name)
-        if value not in (None, False) and args.dataset not in datasets:
-            flag = "--" + name.replace("_", "-")
-            raise ValueError(f"{flag} applies to {' and '.join(datasets)} only, got it for {args.dataset}")
-
-
 def _size(values: list[int] | None) -> int | tuple[int, ...] | None:
     if values is None:
         return None
@@ -130,21 +122,13 @@ def _size(values: list[int] | None) -> int | tuple[int, ...] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.filterwarnings("always", category=UserWarning, module=r"monai_jdt\.")
-        status = _run(args)
-    for w in caught:  # ours: one line each, without the source line Python would print
-        if w.category is UserWarning and "monai_jdt" in w.filename:
-            print(f"warning: {w.message}", file=sys.stderr)
-        else:
-            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
-    return status
+    return run_with_one_line_warnings(_run, args)
 
 
 def _run(args: argparse.Namespace) -> int:
     from monai_jdt.data.synthetic import write_synthetic_kits, write_synthetic_lits, write_synthetic_qubiq
 
-    _check_applicable(args)
+    check_applicable(args, _ONLY)
     common = {"size": _size(args.size), "seed": args.seed, "progress_bar": False if args.no_progress else None}
     if args.cases is not None:
         common["cases"] = args.cases
