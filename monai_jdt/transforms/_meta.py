@@ -1,8 +1,8 @@
-"""MetaTensor helpers shared by the array transforms: tensor in, output with the input's metadata out."""
+"""MetaTensor helpers shared by the transforms: tensor in, output with the input's metadata out."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -11,11 +11,20 @@ from monai.config import NdarrayOrTensor
 from monai.data import MetaTensor
 from monai.data.meta_obj import get_track_meta
 from monai.data.utils import affine_to_spacing
+from monai.transforms import MapTransform
 from monai.utils import convert_to_dst_type, convert_to_tensor
 
 from monai_jdt.utils.errors import ShapeError
 
-__all__ = ["check_ignore_index", "check_spatial", "image_spacing", "like_input", "to_tensor_pair", "valid_mask"]
+__all__ = [
+    "apply_with_valid_mask",
+    "check_ignore_index",
+    "check_spatial",
+    "image_spacing",
+    "like_input",
+    "to_tensor_pair",
+    "valid_mask",
+]
 
 
 def to_tensor_pair(img: Any, name: str = "img") -> tuple[torch.Tensor, torch.Tensor]:
@@ -74,3 +83,32 @@ def valid_mask(out: NdarrayOrTensor) -> NdarrayOrTensor:
     all-zero vector of an ignored voxel."""
     holder, plain = to_tensor_pair(out, name="out")
     return like_input(plain.sum(0, keepdim=True) > 0, holder)
+
+
+def apply_with_valid_mask(
+    transform: MapTransform,
+    data: Mapping[Hashable, NdarrayOrTensor],
+    func: Callable[[NdarrayOrTensor], NdarrayOrTensor],
+    mask_keys: Sequence[Hashable | None],
+) -> dict[Hashable, NdarrayOrTensor]:
+    """Apply ``func`` to each of ``transform``'s keys in ``data``, optionally storing the valid-voxel mask.
+
+    The ``__call__`` of the soft-label dictionary transforms: a shallow copy of ``data`` where each key of
+    ``transform.key_iterator`` holds ``func(data[key])`` and, where its ``mask_keys`` entry is not None, that entry
+    holds :func:`valid_mask` of the result.
+
+    Args:
+        transform: the dictionary transform whose keys (and ``allow_missing_keys``) select the entries.
+        data: the data dict; it is not modified.
+        func: the array transform producing a ``(C, *spatial)`` soft label.
+        mask_keys: one mask key or None per entry of ``transform.keys``.
+
+    Returns:
+        The new data dict.
+    """
+    d = dict(data)
+    for key, mask_key in transform.key_iterator(d, mask_keys):
+        d[key] = func(d[key])
+        if mask_key is not None:
+            d[mask_key] = valid_mask(d[key])
+    return d

@@ -21,12 +21,12 @@ from monai.transforms import MapTransform, Transform
 from monai.utils import TransformBackends, ensure_tuple_rep
 
 from monai_jdt.transforms._meta import (
+    apply_with_valid_mask,
     check_ignore_index,
     check_spatial,
     image_spacing,
     like_input,
     to_tensor_pair,
-    valid_mask,
 )
 from monai_jdt.transforms.functional.boundary import box_half_widths, spacing_half_widths
 from monai_jdt.transforms.functional.smoothing import _check_dtype, boundary_label_smoothing
@@ -160,12 +160,7 @@ class BoundaryLabelSmoothingd(MapTransform):
         self.mask_keys = ensure_tuple_rep(mask_key, len(self.keys))
 
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
-        d = dict(data)
-        for key, mask_key in self.key_iterator(d, self.mask_keys):
-            d[key] = self.smoother(d[key])
-            if mask_key is not None:
-                d[mask_key] = valid_mask(d[key])
-        return d
+        return apply_with_valid_mask(self, data, self.smoother, self.mask_keys)
 
 
 BoundaryLabelSmoothingD = BoundaryLabelSmoothingDict = BoundaryLabelSmoothingd
