@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -28,10 +27,12 @@ from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint
 from torch.optim.lr_scheduler import LRScheduler
 
+from monai_jdt.utils.atomic import atomic_write
 from monai_jdt.utils.checks import check_bool, check_positive_int
 
 __all__ = ["BestModelSaver", "CheckpointResume", "atomic_torch_save", "is_main_process", "unwrap"]
 
+#: start of the temporary files' names (see :func:`~monai_jdt.utils.atomic.atomic_write`).
 _TMP_PREFIX = ".tmp-"
 
 #: the entries of an LR scheduler's state that are progress (restored on resume); the others are settings
@@ -78,21 +79,7 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
         >>> torch.load(p)["w"].tolist()
         [1.0, 1.0]
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f"{_TMP_PREFIX}{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+    return atomic_write(path, lambda handle: torch.save(obj, handle), binary=True, prefix=_TMP_PREFIX)
 
 
 def _remove_stale_temporaries(folder: Path, name: str) -> None:

@@ -35,6 +35,7 @@ from ignite.engine import Engine, Events
 from monai_jdt.metrics import CalibrationMetric, FineGrainedOverlapMetric, ThresholdedSoftDiceMetric, plot_reliability
 from monai_jdt.metrics.functional import calibration_errors_from_statistics, fine_grained_from_counts
 from monai_jdt.metrics.functional.calibration_stats import CalibrationStatistics
+from monai_jdt.utils.atomic import atomic_write
 from monai_jdt.utils.checks import check_bool, check_positive_int
 
 __all__ = ["EvaluationReport", "atomic_write_text", "region_dice"]
@@ -43,26 +44,14 @@ _CALIBRATION = ("ece", "bece", "sce", "mce", "brier", "nll")
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``.
+    """Write ``text`` to ``path`` through a temporary file in the same folder, fsync and ``os.replace``.
 
     Example:
         >>> import tempfile
         >>> atomic_write_text(Path(tempfile.mkdtemp()) / "a.csv", "metric,value").read_text()
         'metric,value'
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+    return atomic_write(path, lambda handle: handle.write(text), binary=False, prefix=".tmp-")
 
 
 def region_dice(pred_labels: torch.Tensor, ref_labels: torch.Tensor, values: Sequence[int]) -> float | None:

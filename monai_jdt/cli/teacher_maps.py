@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -61,13 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _read_datalist(path: Path, sections: list[str]) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
     from monai_jdt.data import load_datalist
+    from monai_jdt.data.datalist_io import _read_json
 
-    if not path.is_file():
-        raise FileNotFoundError(f"datalist file {path} does not exist")
-    try:
-        content = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"datalist file {path} is not valid JSON: {err}") from None
+    content = _read_json(path)
     if not isinstance(content, dict):
         raise ValueError(f"datalist file {path} must hold a JSON object")
     lists = {k for k, v in content.items() if isinstance(v, list) and k in ("training", "validation", "test")}

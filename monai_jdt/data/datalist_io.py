@@ -51,6 +51,32 @@ def _collisions(entries: Sequence[Mapping[str, Any]], base: Path, path_keys: set
     return sorted(set(found))
 
 
+def _read_json(path: Path) -> Any:
+    """The parsed content of the datalist JSON file ``path`` (any JSON value; callers check its type).
+
+    Raises:
+        FileNotFoundError: ``path`` is not a file.
+        ValueError: the file is not valid JSON.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (folder / "d.json").write_text('{"training": []}')
+        >>> _read_json(folder / "d.json")
+        {'training': []}
+        >>> _read_json(folder / "none.json")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: datalist file ... does not exist
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"datalist file {path} does not exist")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"datalist file {path} is not valid JSON: {err}") from None
+
+
 def write_datalist(
     path: str | os.PathLike,
     training: Sequence[Mapping[str, Any]],
@@ -141,12 +167,7 @@ def load_datalist(
         True
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"datalist file {path} does not exist")
-    try:
-        content = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"datalist file {path} is not valid JSON: {err}") from None
+    content = _read_json(path)
     if not isinstance(content, dict) or not isinstance(content.get(data_list_key), list):
         lists = content.items() if isinstance(content, dict) else []
         found = sorted(k for k, v in lists if isinstance(v, list) and k != "path_keys")

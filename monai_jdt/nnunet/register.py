@@ -21,6 +21,8 @@ import importlib.util
 import os
 from pathlib import Path
 
+from monai_jdt.utils.atomic import atomic_write
+
 __all__ = [
     "SHIM_MARKER",
     "SHIM_NAME",
@@ -117,10 +119,8 @@ def register_trainers(trainer_dir: str | os.PathLike | None = None) -> Path:
     path = _target(trainer_dir)
     if path.exists() and not path.read_text().startswith(SHIM_MARKER):
         raise FileExistsError(f"{path} exists and was not written by monai_jdt; remove it first")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(shim_source())
-    os.replace(tmp, path)
-    return path
+    source = shim_source()
+    return atomic_write(path, lambda handle: handle.write(source), binary=False, prefix=".")
 
 
 def unregister_trainers(trainer_dir: str | os.PathLike | None = None) -> bool:

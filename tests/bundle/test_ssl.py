@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import doctest
-
 import numpy as np
 import pytest
 import torch
 from monai.networks.nets import UNet
 
-import monai_jdt.bundle.ssl as ssl_module
 from monai_jdt.bundle import make_trainer, ssl_split
 from monai_jdt.engines import MeanTeacherTrainer
 from monai_jdt.losses import DiceSemimetricCELoss
@@ -72,8 +69,3 @@ def test_make_trainer_ssl_branch_and_epoch_length() -> None:
     assert type(make_trainer("hard", ssl_options={"ema_decay": 0.5}, **common)).__name__ == "SupervisedTrainer"
     with pytest.raises(SystemExit, match="label_mode ssl needs unlabelled cases"):
         make_trainer("ssl", **common)
-
-
-def test_docstring_examples() -> None:
-    result = doctest.testmod(ssl_module, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import copy
-import doctest
-import importlib
 import math
 
 import pytest
@@ -292,13 +290,6 @@ def test_bad_unlabelled_batches(loader, error, match) -> None:
     trainer = make_trainer(tiny_unet(), labelled(n=1), loader, rampup_epochs=0.0)
     with pytest.raises(error, match=match):
         trainer.run()
-
-
-@pytest.mark.parametrize("name", ["ema", "mean_teacher", "ramps"])
-def test_docstring_examples(name: str) -> None:
-    module = importlib.import_module(f"monai_jdt.engines.{name}")
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0
 
 
 @pytest.mark.slow

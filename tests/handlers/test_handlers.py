@@ -1,8 +1,5 @@
 from __future__ import annotations
 
-import doctest
-import importlib
-
 import pytest
 import torch
 from ignite.engine import Engine
@@ -109,11 +106,3 @@ def test_unknown_class_id_is_reported() -> None:
     batch = [(torch.tensor([[[[1.0, 0.0]], [[0.0, 1.0]]]]), torch.tensor([[[[0, 1]]]]))]
     with pytest.raises(ValueError, match="class_id must be one of the evaluated classes"):
         _engine({"d": FineGrainedOverlapHandler(figure="class", class_id=5)}).run(batch)
-
-
-@pytest.mark.parametrize(
-    "name", ["monai_jdt.handlers.calibration", "monai_jdt.handlers.overlap", "monai_jdt.handlers.soft_dice"]
-)
-def test_docstring_examples(name: str) -> None:
-    result = doctest.testmod(importlib.import_module(name))
-    assert result.attempted > 0 and result.failed == 0

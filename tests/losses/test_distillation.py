@@ -257,15 +257,6 @@ def test_input_errors() -> None:
     assert torch.isfinite(loss_fn(student, labels, probs.half().float()))
 
 
-@pytest.mark.parametrize("name", ["monai_jdt.losses.distillation", "monai_jdt.losses.functional.distillation"])
-def test_docstring_examples(name: str) -> None:
-    import doctest
-    import importlib
-
-    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0
-
-
 @pytest.mark.parametrize(
     "options",
     [

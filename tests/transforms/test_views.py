@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
-
 import numpy as np
 import pytest
 import torch
@@ -21,7 +19,6 @@ from monai.transforms import (
     ScaleIntensityd,
 )
 
-import monai_jdt.transforms.views as views_module
 from monai_jdt.transforms import check_intensity_chain, weak_strong_views
 
 SHAPE = (12, 10, 8)
@@ -145,8 +142,3 @@ def test_argument_errors() -> None:
         weak_strong_views([], [], "noise")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="weak must be a sequence of transforms"):
         check_intensity_chain("weak", 3, "image_strong")  # type: ignore[arg-type]
-
-
-def test_docstring_examples() -> None:
-    result = doctest.testmod(views_module, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0
