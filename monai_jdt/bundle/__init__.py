@@ -7,6 +7,7 @@
 * :func:`ssl_split`, :func:`make_mean_teacher_trainer`: ``--label_mode ssl`` (semi-supervised mean teacher).
 * :func:`make_dataset`: ``CacheDataset`` / ``PersistentDataset`` / ``Dataset`` by ``--dataset_type``.
 * :class:`CheckpointResume`, :class:`BestModelSaver`, :func:`atomic_torch_save`: atomic checkpoints and resume.
+* :func:`end_distributed`: the end of a torchrun run (frees DDP's reducers before destroying the process group).
 * :class:`EvaluationReport`: per-case and summary CSV and the reliability diagram of ``evaluate.json``.
 * :class:`ThreadSafeLoadImaged`, :class:`EnsureSpatialDimsd`, :class:`SelectTargetd`, :class:`FillBackgroundd`:
   small transforms the configs need.
@@ -28,6 +29,7 @@ from monai_jdt.bundle.datalists import (
     require_file,
 )
 from monai_jdt.bundle.datasets import DATASET_TYPES, make_dataset
+from monai_jdt.bundle.distributed import end_distributed
 from monai_jdt.bundle.label_modes import (
     CT_LABEL_MODES,
     QUBIQ_LABEL_MODES,
@@ -76,6 +78,7 @@ __all__ = [
     "ct_targets",
     "dataset_entries",
     "drop_spatial_axis",
+    "end_distributed",
     "inference_datalist",
     "is_main_process",
     "make_dataset",
