@@ -27,13 +27,11 @@ from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint
 from torch.optim.lr_scheduler import LRScheduler
 
-from monai_jdt.utils.atomic import atomic_write
+from monai_jdt.utils.atomic import TMP_PREFIX, atomic_write
 from monai_jdt.utils.checks import check_bool, check_positive_int
 
 __all__ = ["BestModelSaver", "CheckpointResume", "atomic_torch_save", "is_main_process", "unwrap"]
 
-#: start of the temporary files' names (see :func:`~monai_jdt.utils.atomic.atomic_write`).
-_TMP_PREFIX = ".tmp-"
 
 #: the entries of an LR scheduler's state that are progress (restored on resume); the others are settings
 #: (e.g. ``t_total`` of MONAI's ``WarmupCosineSchedule``) and keep the values of the current command.
@@ -79,11 +77,11 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
         >>> torch.load(p)["w"].tolist()
         [1.0, 1.0]
     """
-    return atomic_write(path, lambda handle: torch.save(obj, handle), binary=True, prefix=_TMP_PREFIX)
+    return atomic_write(path, lambda handle: torch.save(obj, handle), binary=True)
 
 
 def _remove_stale_temporaries(folder: Path, name: str) -> None:
-    for stale in folder.glob(f"{_TMP_PREFIX}{name}.*"):
+    for stale in folder.glob(f"{TMP_PREFIX}{name}.*"):
         stale.unlink(missing_ok=True)
 
 

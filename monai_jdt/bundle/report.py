@@ -35,23 +35,12 @@ from ignite.engine import Engine, Events
 from monai_jdt.metrics import CalibrationMetric, FineGrainedOverlapMetric, ThresholdedSoftDiceMetric, plot_reliability
 from monai_jdt.metrics.functional import calibration_errors_from_statistics, fine_grained_from_counts
 from monai_jdt.metrics.functional.calibration_stats import CalibrationStatistics
-from monai_jdt.utils.atomic import atomic_write
+from monai_jdt.utils.atomic import TMP_PREFIX, atomic_write_text
 from monai_jdt.utils.checks import check_bool, check_positive_int
 
 __all__ = ["EvaluationReport", "atomic_write_text", "region_dice"]
 
 _CALIBRATION = ("ece", "bece", "sce", "mce", "brier", "nll")
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same folder, fsync and ``os.replace``.
-
-    Example:
-        >>> import tempfile
-        >>> atomic_write_text(Path(tempfile.mkdtemp()) / "a.csv", "metric,value").read_text()
-        'metric,value'
-    """
-    return atomic_write(path, lambda handle: handle.write(text), binary=False, prefix=".tmp-")
 
 
 def region_dice(pred_labels: torch.Tensor, ref_labels: torch.Tensor, values: Sequence[int]) -> float | None:
@@ -231,7 +220,7 @@ class EvaluationReport:
         return out
 
     def _plot(self) -> None:
-        with tempfile.TemporaryDirectory(dir=self.output_dir, prefix=".tmp-plot-") as tmp:
+        with tempfile.TemporaryDirectory(dir=self.output_dir, prefix=f"{TMP_PREFIX}plot-") as tmp:
             written = plot_reliability(self.calibration, Path(tmp) / "reliability.png")
             for kind, path in written.items():
                 target = self.output_dir / path.name

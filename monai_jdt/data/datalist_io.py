@@ -9,6 +9,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from monai_jdt.utils.atomic import atomic_write_text
+
 __all__ = ["DATALIST_SECTIONS", "load_datalist", "write_datalist"]
 
 #: the list sections a datalist JSON may hold (as in the Medical Segmentation Decathlon's ``dataset.json``).
@@ -139,9 +141,7 @@ def write_datalist(
             "monai_jdt.data.load_datalist or write the JSON outside the dataset folder",
             stacklevel=2,
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(content, indent=2) + "\n")
-    return path
+    return atomic_write_text(path, json.dumps(content, indent=2) + "\n")
 
 
 def load_datalist(

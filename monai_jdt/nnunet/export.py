@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from monai_jdt.utils.atomic import atomic_write_text
 from monai_jdt.utils.checks import check_bool, check_option, check_positive_int
 
 __all__ = [
@@ -182,7 +183,7 @@ def write_nnunet_dataset(
     }
     if regions_class_order is not None:
         meta["regions_class_order"] = [int(v) for v in regions_class_order]
-    (folder / "dataset.json").write_text(json.dumps(meta, indent=2, sort_keys=False) + "\n")
+    atomic_write_text(folder / "dataset.json", json.dumps(meta, indent=2, sort_keys=False) + "\n")
     return folder
 
 

@@ -21,7 +21,7 @@ import importlib.util
 import os
 from pathlib import Path
 
-from monai_jdt.utils.atomic import atomic_write
+from monai_jdt.utils.atomic import atomic_write_text
 
 __all__ = [
     "SHIM_MARKER",
@@ -119,8 +119,7 @@ def register_trainers(trainer_dir: str | os.PathLike | None = None) -> Path:
     path = _target(trainer_dir)
     if path.exists() and not path.read_text().startswith(SHIM_MARKER):
         raise FileExistsError(f"{path} exists and was not written by monai_jdt; remove it first")
-    source = shim_source()
-    return atomic_write(path, lambda handle: handle.write(source), binary=False, prefix=".")
+    return atomic_write_text(path, shim_source())
 
 
 def unregister_trainers(trainer_dir: str | os.PathLike | None = None) -> bool:

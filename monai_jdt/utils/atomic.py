@@ -8,10 +8,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_write"]
+__all__ = ["TMP_PREFIX", "atomic_write", "atomic_write_text"]
+
+#: default start of the temporary files' names (leftovers of a hard kill: ``folder.glob(f"{TMP_PREFIX}{name}.*")``).
+TMP_PREFIX = ".tmp-"
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[IO[Any]], None], *, binary: bool, prefix: str) -> Path:
+def atomic_write(
+    path: str | os.PathLike, write: Callable[[IO[Any]], None], *, binary: bool, prefix: str = TMP_PREFIX
+) -> Path:
     """Call ``write(handle)`` on a temporary file in ``path``'s folder, fsync it and ``os.replace`` it to ``path``.
 
     The temporary file is named ``f"{prefix}{path.name}."`` plus a random suffix (``tempfile.mkstemp``), so the
@@ -24,7 +29,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[Any]], None], *, b
         write: writes the content to the open handle it is given (it need not flush or close it).
         binary: open the temporary file in ``"wb"`` mode; else ``"w"`` with ``newline=""`` (no newline
             translation) and the locale's encoding.
-        prefix: start of the temporary file's name, e.g. ``".tmp-"``.
+        prefix: start of the temporary file's name.
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
@@ -59,3 +64,13 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[Any]], None], *, b
             os.remove(tmp)
         raise
     return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file in the same folder, fsync and ``os.replace``.
+
+    Example:
+        >>> atomic_write_text(Path(tempfile.mkdtemp()) / "a.csv", "metric,value").read_text()
+        'metric,value'
+    """
+    return atomic_write(path, lambda handle: handle.write(text), binary=False)
