@@ -24,7 +24,7 @@ import torch
 
 from monai_jdt.utils.errors import ShapeError
 
-__all__ = ["SOFT_TOLERANCE", "SegTarget", "check_target_values", "prepare_mask", "prepare_target"]
+__all__ = ["SOFT_TOLERANCE", "SegTarget", "check_target_values", "prepare_mask", "prepare_target", "target_range_ok"]
 
 #: values of a soft target may leave [0, 1] by this much (float rounding of averaged rater masks).
 SOFT_TOLERANCE = 1e-6
@@ -141,6 +141,20 @@ def _prepare_index(
     return index, valid
 
 
+def target_range_ok(lo: torch.Tensor, hi: torch.Tensor) -> bool:
+    """Whether the minimum ``lo`` and maximum ``hi`` of a dense target lie in ``[0, 1]`` (tolerance included, no NaN).
+
+    Example:
+        >>> target_range_ok(torch.tensor(0.0), torch.tensor(1.0)), target_range_ok(torch.tensor(0.0), torch.tensor(1.5))
+        (True, False)
+    """
+    return (
+        float(lo) >= -SOFT_TOLERANCE
+        and float(hi) <= 1 + SOFT_TOLERANCE
+        and not bool(torch.isnan(lo) | torch.isnan(hi))
+    )
+
+
 def check_target_values(dense: torch.Tensor) -> None:
     """Check that a dense (one-hot/soft) target, or any slice of one, holds values in ``[0, 1]``.
 
@@ -151,7 +165,7 @@ def check_target_values(dense: torch.Tensor) -> None:
         ValueError: a value outside ``[-SOFT_TOLERANCE, 1 + SOFT_TOLERANCE]`` or a NaN.
     """
     lo, hi = torch.aminmax(dense.detach())
-    if float(lo) < -SOFT_TOLERANCE or float(hi) > 1 + SOFT_TOLERANCE or bool(torch.isnan(lo) | torch.isnan(hi)):
+    if not target_range_ok(lo, hi):
         raise ValueError(
             "target probabilities must be in [0, 1], got values in "
             f"[{float(lo):g}, {float(hi):g}] (for index maps pass to_onehot_y=True)"

@@ -26,3 +26,16 @@ def test_memory_of_one_configuration_is_measured_in_this_process():
     spec.loader.exec_module(module)
     extra = module.measure_memory_here("dml_index", (1, 3, 24, 24, 24), "cpu")
     assert extra >= 0.0
+
+
+def test_training_step_script_runs_and_prints_each_loss(capsys):
+    path = SCRIPT.with_name("benchmark_training_step.py")
+    spec = importlib.util.spec_from_file_location("benchmark_training_step", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--size", "16", "--batch", "1", "--repeats", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = {line.split()[0]: line.split()[1:] for line in lines[2:5]}
+    assert set(rows) == {"trivial", "monai", "dml"}
+    assert rows["monai"][1] == "1.00"  # the peer row divides by itself
+    assert all(float(cols[0]) > 0 for cols in rows.values())

@@ -108,3 +108,39 @@ def test_shape_error_is_also_an_assertion_error_as_in_monai():
         DiceSemimetricLoss()(X, SOFT[:, :2])
     with pytest.raises(ValueError):
         DiceSemimetricLoss()(X, SOFT[:, :2])
+
+
+@pytest.fixture
+def two_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("act", ["softmax", "sigmoid"])
+@pytest.mark.parametrize(
+    ("bad", "shown"), [(1.5, r"\[[0-9.e-]+, 1.5\]"), (-0.25, r"\[-0.25, "), (float("nan"), r"\[nan, ")]
+)
+@pytest.mark.parametrize("fused", [True, False])
+def test_soft_target_range_is_checked_in_the_fused_pass(act, bad, shown, fused, two_threads, monkeypatch):
+    """The fused kernel checks the target block by block; a bad value in the last block (second worker) is found."""
+    from monai_jdt.losses.functional import _overlap_fused
+
+    monkeypatch.setattr(_overlap_fused, "BLOCK_ELEMENTS", 1024)
+    target = torch.rand(2, 3, 16, 16, 8, generator=torch.Generator().manual_seed(0))
+    target[1, 2, 15, 15, 7] = bad
+    loss = DiceSemimetricLoss(fused=fused, **{act: True})
+    with pytest.raises(ValueError, match=rf"target probabilities must be in \[0, 1\], got values in {shown}"):
+        loss(torch.randn(2, 3, 16, 16, 8), target)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_soft_target_rounding_within_tolerance_is_accepted(fused):
+    """Averaged rater masks may exceed 1 by float rounding (SOFT_TOLERANCE = 1e-6): accepted on both paths."""
+    target = torch.full((1, 2, 8, 8), 0.5)
+    target[0, 0, 0, 0], target[0, 1, 0, 0] = 1 + 5e-7, -5e-7
+    logits = torch.randn(1, 2, 8, 8, generator=torch.Generator().manual_seed(1))
+    value = DiceSemimetricLoss(softmax=True, fused=fused)(logits, target)
+    clamped = DiceSemimetricLoss(softmax=True, fused=False)(logits, target.clamp(0, 1))
+    torch.testing.assert_close(value, clamped, rtol=0, atol=1e-6)

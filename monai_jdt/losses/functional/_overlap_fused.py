@@ -5,12 +5,13 @@ index map ``l`` with ``y_c = [l = c]``) and a voxel mask ``m``, the forward retu
 
     P = sum_n m s,    G = sum_n m y,    D = sum_n m |s - y|
 
-(plus the optional maxima used by ``active_classes``). The activation is written into the one volume-sized buffer
-the function keeps; ``D`` (and ``G`` for an index map) walk the voxels in blocks of about ``BLOCK_ELEMENTS``
-values with reused scratch buffers; sums are taken in the input's dtype and accumulated in float64. For an
-index map there is no one-hot: the labels are stored once as small integers (masked voxels get the unused
-label ``C``), a block's float "is this class" indicator ``y`` comes from one ``torch.eq`` into a scratch
-buffer, and ``D = P + G - 2 sum_n y s``.
+(plus the optional maxima used by ``active_classes``). The activation is written into the one volume-sized
+buffer the function keeps; ``D`` (and ``G`` for an index map) walk the voxels in blocks of about
+``BLOCK_ELEMENTS`` values with reused scratch buffers, and a dense target's value range is checked in the same
+pass (one ``aminmax`` per block, no separate pass over the target); sums are taken in the input's dtype and
+accumulated in float64. For an index map there is no one-hot: the labels are stored once as small integers
+(masked voxels get the unused label ``C``), a block's float "is this class" indicator ``y`` comes from one
+``torch.eq`` into a scratch buffer, and ``D = P + G - 2 sum_n y s``.
 
 The backward receives ``dL/dP`` and ``dL/dD`` (``B, C``) and uses ``d|s - y|/ds = sign(s - y)``:
 
@@ -36,6 +37,7 @@ from typing import Any
 import torch
 
 from monai_jdt.losses.functional._threads import parallel_map, split_range, worker_count
+from monai_jdt.utils.targets import check_target_values, target_range_ok
 
 __all__ = ["BLOCK_ELEMENTS", "FusedCardinalities", "fused_stats"]
 
@@ -94,12 +96,12 @@ def _amax(v: torch.Tensor, column: torch.Tensor | None) -> torch.Tensor:
 
 
 def _forward_part(plan: _Plan, want_max: tuple[bool, bool], lo: int, hi: int):
-    """Partial sums ``(P, G, D)`` (``D`` is ``sum y s`` for an index map) and maxima of the voxels ``[lo, hi)``."""
+    """Partial sums ``(P, G, D)`` (``D`` is ``sum y s`` for an index map), maxima and target range of ``[lo, hi)``."""
     probs, dense = plan.probs, plan.dense
     batch, num_classes = probs.shape[:2]  # float64 accumulators of the block sums
     card_pred, card_target, third = torch.zeros(3, batch, num_classes, dtype=torch.float64, device=probs.device)
     maxima = torch.zeros(2, *probs.shape[:2], dtype=probs.dtype, device=probs.device)
-    buf = plan.scratch()
+    buf, extrema = plan.scratch(), []
     for start, stop in plan.blocks(lo, hi):
         s_blk, column = probs[..., start:stop], plan.mask_column(start, stop)
         card_pred += _sum(s_blk, column)
@@ -111,15 +113,19 @@ def _forward_part(plan: _Plan, want_max: tuple[bool, bool], lo: int, hi: int):
             third += y.mul_(s_blk).sum(-1)
             continue
         y = dense[..., start:stop]
+        extrema.append(torch.stack(torch.aminmax(y)))
         card_target += _sum(y, column)
         third += _sum(torch.sub(s_blk, y, out=buf[..., : stop - start]).abs_(), column)
         if want_max[0]:
             torch.maximum(maxima[0], _amax(y, column), out=maxima[0])
-    return torch.stack((card_pred, card_target, third)), maxima
+    return torch.stack((card_pred, card_target, third)), maxima, extrema
 
 
 def _forward(plan: _Plan, want_max: tuple[bool, bool]) -> list[torch.Tensor]:
     parts = plan.map(partial(_forward_part, plan, want_max))
+    extrema = torch.stack([e for p in parts for e in p[2]]) if plan.dense is not None else None
+    if extrema is not None and not target_range_ok(extrema[:, 0].min(), extrema[:, 1].max()):
+        check_target_values(plan.dense)  # raises the ValueError that names the range
     card_pred, card_target, third = sum(p[0] for p in parts).unbind(0)
     maxima = torch.stack([p[1] for p in parts]).amax(0).to(torch.float64)
     if plan.dense is None:

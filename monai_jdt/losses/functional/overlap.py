@@ -69,8 +69,11 @@ def _use_fused(input: torch.Tensor, target: torch.Tensor, cfg: OverlapConfig) ->
 
 def _stats(input: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None, cfg: OverlapConfig) -> OverlapStats:
     want_max = (cfg.active_classes in ("present", "both"), cfg.active_classes in ("prob", "both"))
-    seg = prepare_target(input, target, to_onehot_y=cfg.to_onehot_y, ignore_index=cfg.ignore_index, mask=mask)
-    if _use_fused(input, target, cfg):
+    fused = _use_fused(input, target, cfg)  # the fused kernel checks a dense target's values in its own pass
+    seg = prepare_target(
+        input, target, to_onehot_y=cfg.to_onehot_y, ignore_index=cfg.ignore_index, mask=mask, check_values=not fused
+    )
+    if fused:
         card_pred, card_target, card_diff, target_max, pred_max = fused_stats(
             input, seg.dense, seg.index, seg.mask, want_max=want_max, softmax=cfg.softmax
         )
