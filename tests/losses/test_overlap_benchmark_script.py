@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "benchmark_losses.py"
 
 
@@ -39,3 +41,20 @@ def test_training_step_script_runs_and_prints_each_loss(capsys):
     assert set(rows) == {"trivial", "monai", "dml"}
     assert rows["monai"][1] == "1.00"  # the peer row divides by itself
     assert all(float(cols[0]) > 0 for cols in rows.values())
+
+
+@pytest.mark.slow
+def test_compiled_kernels_script_agrees_with_the_fused_loss(capsys):
+    """The prototype compiled kernels give the fused loss's values and gradients (torch.compile: slow)."""
+    path = SCRIPT.with_name("benchmark_compiled_kernels.py")
+    spec = importlib.util.spec_from_file_location("benchmark_compiled_kernels", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--shape", "1", "3", "8", "8", "8", "--repeats", "1", "--block", "128"]) == 0
+    rows = {}
+    for line in capsys.readouterr().out.splitlines()[2:6]:
+        name, cols = line[:16].strip(), line[16:].split()
+        rows[name] = cols
+    assert set(rows) == {"monai", "fused", "compiled blocks", "compiled whole"}
+    for name in ("compiled blocks", "compiled whole"):
+        assert float(rows[name][3]) < 1e-6 and float(rows[name][4]) < 1e-6  # |value diff|, |grad diff|
