@@ -20,11 +20,11 @@ The compile time (first call) is printed separately. Values and gradients are ch
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from functools import partial
 
 import torch
+from _timing import medians, round_robin
 
 F64 = torch.float64
 
@@ -86,6 +86,11 @@ def make_function(fwd, bwd, block: int | None):
     return loss
 
 
+def _step(loss, x: torch.Tensor, target: torch.Tensor) -> None:
+    loss(x, target).backward()
+    x.grad = None
+
+
 def main(argv: list[str] | None = None) -> int:
     from monai.losses import DiceLoss
 
@@ -119,15 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         first[name] = time.perf_counter() - start
         results[name] = (float(value.detach()), x.grad.clone())
         x.grad = None
-    samples: dict[str, list[float]] = {name: [] for name in losses}
-    for rep in range(args.repeats + 3):
-        for name, loss in losses.items():
-            start = time.perf_counter()
-            loss(x, target).backward()
-            x.grad = None
-            if rep >= 3:
-                samples[name].append(time.perf_counter() - start)
-    med = {name: statistics.median(v) * 1e3 for name, v in samples.items()}
+    steps = {name: partial(_step, loss, x, target) for name, loss in losses.items()}
+    med = {name: t * 1e3 for name, t in medians(round_robin(steps, args.repeats, 3)).items()}
     ref_value, ref_grad = results["fused"]
     print(f"DML forward+backward, soft target, {shape} float32, CPU, {torch.get_num_threads()} threads")
     head = ("configuration", "time ms", "x MONAI", "first call s", "|value diff|", "|grad diff|")

@@ -31,13 +31,13 @@ import argparse
 import json
 import os
 import resource
-import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Callable
+from functools import partial
 
 import torch
+from _timing import medians, round_robin
 
 CONFIGS = (
     "floor",
@@ -103,27 +103,12 @@ def step(loss, x: torch.Tensor, target: torch.Tensor) -> float:
     return float(value.detach())
 
 
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
 def time_all(shape, device: str, repeats: int, warmup: int) -> dict[str, float]:
     logits, soft, index = make_inputs(shape, device)
     x = logits.clone().requires_grad_(True)
     losses = {name: make_loss(name) for name in CONFIGS}
-    for _ in range(warmup):
-        for name in CONFIGS:
-            step(losses[name], x, target_for(name, soft, index))
-    times: dict[str, list[float]] = {name: [] for name in CONFIGS}
-    for _ in range(repeats):
-        for name in CONFIGS:
-            _sync(device)
-            start = time.perf_counter()
-            step(losses[name], x, target_for(name, soft, index))
-            _sync(device)
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(v) for name, v in times.items()}
+    steps = {name: partial(step, losses[name], x, target_for(name, soft, index)) for name in CONFIGS}
+    return medians(round_robin(steps, repeats, warmup, device))
 
 
 def accuracy_all(shape, device: str) -> dict[str, float]:

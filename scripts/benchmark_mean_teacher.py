@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import argparse
 import copy
-import statistics
 import time
 from collections.abc import Callable
 
 import torch
+from _timing import medians, round_robin
 from monai.engines import SupervisedTrainer
 from monai.networks.nets import UNet
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
@@ -38,25 +38,10 @@ from monai_jdt.losses import DiceSemimetricCELoss
 UNIT = {"cpu": "CPU time of the process", "cuda": "wall time"}
 
 
-def sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
 def interleaved(sides: dict[str, Callable[[], object]], repeats: int, device: str) -> dict[str, float]:
     """Median seconds per call of each side, the sides called in turn ``repeats`` times after a warm-up."""
     clock = time.perf_counter if device.startswith("cuda") else time.process_time
-    for fn in sides.values():
-        fn()
-    times: dict[str, list[float]] = {name: [] for name in sides}
-    for _ in range(repeats):
-        for name, fn in sides.items():
-            sync(device)
-            start = clock()
-            fn()
-            sync(device)
-            times[name].append(clock() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
+    return medians(round_robin(sides, repeats, warmup=1, device=device, clock=clock))
 
 
 def network(args: argparse.Namespace) -> torch.nn.Module:
@@ -89,7 +74,7 @@ def bench_ema(args: argparse.Namespace) -> None:
         "per-parameter loop": lambda: loop_ema(loop, student, args.decay),
         "AveragedModel (torch)": lambda: averaged.update_parameters(student),
     }
-    medians = interleaved(sides, args.repeats * 10, args.device)
+    times = interleaved(sides, args.repeats * 10, args.device)
     for name, value in loop.state_dict().items():
         assert torch.allclose(ours.state_dict()[name].double(), value.double(), rtol=1e-5, atol=1e-6), name
         assert torch.allclose(averaged.module.state_dict()[name].double(), value.double(), rtol=1e-5, atol=1e-6)
@@ -97,8 +82,8 @@ def bench_ema(args: argparse.Namespace) -> None:
     print(f"\nEMA update, 3D UNet with {count / 1e6:.2f} M parameters, {args.device} ({UNIT[args.device[:4]]})")
     print(f"| {'method':<24} | {'ms / update':>11} | {'ratio vs ours':>13} |")
     print(f"|{'-' * 26}|{'-' * 13}|{'-' * 15}|")
-    for name, seconds in medians.items():
-        print(f"| {name:<24} | {seconds * 1e3:>11.3f} | {seconds / medians['update_ema_teacher']:>13.2f} |")
+    for name, seconds in times.items():
+        print(f"| {name:<24} | {seconds * 1e3:>11.3f} | {seconds / times['update_ema_teacher']:>13.2f} |")
 
 
 def bench_iteration(args: argparse.Namespace) -> None:
@@ -121,13 +106,13 @@ def bench_iteration(args: argparse.Namespace) -> None:
     sides = {}
     for name, trainer in trainers.items():
         sides[name] = lambda t=trainer: t.run()
-    medians = interleaved(sides, args.repeats, args.device)
-    peer = medians["SupervisedTrainer (MONAI)"]
+    times = interleaved(sides, args.repeats, args.device)
+    peer = times["SupervisedTrainer (MONAI)"]
     print(f"\nOne iteration, 3D UNet, batch {args.batch} x {args.patch}^3 labelled (+ same unlabelled), "
           f"{args.device}{' AMP' if args.amp else ''} ({UNIT[args.device[:4]]})")  # fmt: skip
     print(f"| {'trainer':<26} | {'s / iteration':>13} | {'ratio vs MONAI':>14} |")
     print(f"|{'-' * 28}|{'-' * 15}|{'-' * 16}|")
-    for name, seconds in medians.items():
+    for name, seconds in times.items():
         print(f"| {name:<26} | {seconds:>13.4f} | {seconds / peer:>14.2f} |")
 
 

@@ -28,10 +28,10 @@ import resource
 import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 
 import torch
+from _timing import round_robin
 from monai.metrics import CalibrationErrorMetric
 
 from monai_jdt.metrics import CalibrationMetric
@@ -78,22 +78,10 @@ def _cases(probs: torch.Tensor, labels: torch.Tensor, onehot: torch.Tensor) -> d
     }
 
 
-def _time(cases: dict[str, tuple[int, Callable]], runs: int) -> dict[str, list[float]]:
-    times: dict[str, list[float]] = {name: [] for name in cases}
-    for _, fn in cases.values():  # warm-up
-        fn()
-    for _ in range(runs):
-        for name, (_, fn) in cases.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return times
-
-
 def _speed_table(shape: tuple[int, ...], runs: int) -> None:
     probs, labels = _batch(shape, 0)
     cases = _cases(probs, labels, _onehot(labels, shape[1]))
-    times = _time(cases, runs)
+    times = round_robin({name: fn for name, (_, fn) in cases.items()}, runs)
     peer = statistics.median(times["MONAI CalibrationErrorMetric (one-hot target)"])
     print(f"\n## Calibration figures for {tuple(shape)} float32 probabilities, 15 bins, CPU")
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())

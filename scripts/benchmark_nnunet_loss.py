@@ -12,28 +12,10 @@ Needs nnU-Net (bash scripts/install_nnunet_cpu.sh).
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
 import torch
-
-
-def _medians(fns: dict, repeats: int, device: torch.device) -> dict:
-    """Median seconds of each function; the functions run round-robin, so load changes hit all of them alike."""
-    samples: dict = {name: [] for name in fns}
-    for fn in fns.values():
-        fn()  # warm-up
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            fn()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            samples[name].append(time.perf_counter() - start)
-    return {name: statistics.median(v) for name, v in samples.items()}
+from _timing import medians, round_robin
 
 
 def main() -> None:
@@ -84,7 +66,8 @@ def main() -> None:
         for name, options in variants.items():
             ours = NNUNetOverlapCELoss(batch_dice=True, **extra, **options)
             losses[f"{name} + {'BCE' if extra else 'CE'}"] = DeepSupervisionWrapper(ours, weights)
-        times = _medians({k: (lambda loss=v: step(loss)) for k, v in losses.items()}, args.repeats, device)
+        steps = {k: (lambda loss=v: step(loss)) for k, v in losses.items()}
+        times = medians(round_robin(steps, args.repeats, warmup=1, device=device))
         for name, t in times.items():
             print(f"| {mode} | {name} | {t * 1e3:.1f} | {t / times[nnunet_name]:.2f} |")
 

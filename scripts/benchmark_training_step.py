@@ -17,10 +17,9 @@ Each entry is the median of ``--repeats`` steps after two warm-up rounds; ``x pe
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
+from _timing import medians, round_robin
 
 
 def _step_fn(net: torch.nn.Module, loss, x: torch.Tensor, y: torch.Tensor):
@@ -61,18 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         "dml": DiceSemimetricLoss(softmax=True, to_onehot_y=True),
     }
     steps = {name: _step_fn(net, loss, x, y) for name, loss in losses.items()}
-    samples: dict[str, list[float]] = {name: [] for name in steps}
-    for rep in range(args.repeats + 2):
-        for name, step in steps.items():
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            step()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            if rep >= 2:
-                samples[name].append(time.perf_counter() - start)
-    med = {name: statistics.median(v) * 1e3 for name, v in samples.items()}
+    med = {name: t * 1e3 for name, t in medians(round_robin(steps, args.repeats, 2, device)).items()}
     where = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"UNet training step, input {shape}, {args.classes} classes, {where}; median of {args.repeats} steps")
     print(f"{'loss':<10} {'step ms':>9} {'x peer':>7} {'loss share ms':>14}")

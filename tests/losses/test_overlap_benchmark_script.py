@@ -1,4 +1,4 @@
-"""Smoke test of scripts/benchmark_losses.py on a tiny volume (the real numbers come from running the script)."""
+"""Smoke tests of the loss benchmark scripts on tiny volumes (the real numbers come from running the scripts)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,20 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "benchmark_losses.py"
+SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 
 
-def test_benchmark_script_runs_and_prints_every_row(capsys):
-    spec = importlib.util.spec_from_file_location("benchmark_losses", SCRIPT)
+def _load(name: str, monkeypatch: pytest.MonkeyPatch):
+    """Import ``scripts/<name>.py`` as a module; the scripts import their shared ``_timing`` module from there."""
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_script_runs_and_prints_every_row(capsys, monkeypatch):
+    module = _load("benchmark_losses", monkeypatch)
     argv = ["--shape", "1", "3", "6", "5", "4", "--repeats", "1", "--warmup", "0", "--skip-memory"]
     assert module.main(argv) == 0
     out = capsys.readouterr().out
@@ -22,19 +29,14 @@ def test_benchmark_script_runs_and_prints_every_row(capsys):
     assert "x peer" in out
 
 
-def test_memory_of_one_configuration_is_measured_in_this_process():
-    spec = importlib.util.spec_from_file_location("benchmark_losses", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def test_memory_of_one_configuration_is_measured_in_this_process(monkeypatch):
+    module = _load("benchmark_losses", monkeypatch)
     extra = module.measure_memory_here("dml_index", (1, 3, 24, 24, 24), "cpu")
     assert extra >= 0.0
 
 
-def test_training_step_script_runs_and_prints_each_loss(capsys):
-    path = SCRIPT.with_name("benchmark_training_step.py")
-    spec = importlib.util.spec_from_file_location("benchmark_training_step", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def test_training_step_script_runs_and_prints_each_loss(capsys, monkeypatch):
+    module = _load("benchmark_training_step", monkeypatch)
     assert module.main(["--size", "16", "--batch", "1", "--repeats", "1"]) == 0
     lines = capsys.readouterr().out.splitlines()
     rows = {line.split()[0]: line.split()[1:] for line in lines[2:5]}
@@ -44,12 +46,9 @@ def test_training_step_script_runs_and_prints_each_loss(capsys):
 
 
 @pytest.mark.slow
-def test_compiled_kernels_script_agrees_with_the_fused_loss(capsys):
+def test_compiled_kernels_script_agrees_with_the_fused_loss(capsys, monkeypatch):
     """The prototype compiled kernels give the fused loss's values and gradients (torch.compile: slow)."""
-    path = SCRIPT.with_name("benchmark_compiled_kernels.py")
-    spec = importlib.util.spec_from_file_location("benchmark_compiled_kernels", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _load("benchmark_compiled_kernels", monkeypatch)
     assert module.main(["--shape", "1", "3", "8", "8", "8", "--repeats", "1", "--block", "128"]) == 0
     rows = {}
     for line in capsys.readouterr().out.splitlines()[2:6]:

@@ -110,14 +110,6 @@ def test_shape_error_is_also_an_assertion_error_as_in_monai():
         DiceSemimetricLoss()(X, SOFT[:, :2])
 
 
-@pytest.fixture
-def two_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.parametrize("act", ["softmax", "sigmoid"])
 @pytest.mark.parametrize(
     ("bad", "shown"), [(1.5, r"\[[0-9.e-]+, 1.5\]"), (-0.25, r"\[-0.25, "), (float("nan"), r"\[nan, ")]

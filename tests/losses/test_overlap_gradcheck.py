@@ -168,14 +168,6 @@ def _has_fused_node(fn, depth: int = 0) -> bool:
     return any(_has_fused_node(child, depth + 1) for child, _ in fn.next_functions)
 
 
-@pytest.fixture
-def two_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.parametrize("target_kind", ["soft", "index"])
 def test_fused_worker_threads_equal_generic(target_kind, two_threads, monkeypatch):
     """With 2 intra-op threads the CPU kernel shares its blocks out to 2 single-threaded workers."""
