@@ -3,7 +3,8 @@
 
 Forward + backward of DML on a ``(2, 3, 96, 96, 96)`` float32 volume with ``softmax=True`` for (a) soft
 targets and (b) index-map targets (MONAI with ``to_onehot_y=True``), next to a floor row (softmax and one fused
-reduction, forward + backward) that no softmax-based overlap loss can beat; (c) the same with ``sigmoid=True``.
+reduction, forward + backward); (c) the same with ``sigmoid=True``. The DML rows run the native CPU kernel where it
+is built, and again with it switched off (``MONAI_JDT_NATIVE=0``: the fused kernel made of torch operations).
 
 Method:
   * time: the configurations run round-robin in one process (so background load hits all of them alike); each
@@ -43,31 +44,40 @@ CONFIGS = (
     "floor",
     "monai_soft",
     "dml_soft",
+    "dml_soft_torch",
     "dml_soft_generic",
     "monai_index",
     "dml_index",
+    "dml_index_torch",
     "dml_index_generic",
     "monai_sigmoid",
     "dml_sigmoid",
+    "dml_sigmoid_torch",
 )
 PEER = {
     "floor": "monai_soft",
     "dml_soft": "monai_soft",
+    "dml_soft_torch": "monai_soft",
     "dml_soft_generic": "monai_soft",
     "dml_index": "monai_index",
+    "dml_index_torch": "monai_index",
     "dml_index_generic": "monai_index",
     "dml_sigmoid": "monai_sigmoid",
+    "dml_sigmoid_torch": "monai_sigmoid",
 }
 LABELS = {
     "floor": "floor: softmax + one fused reduction",
     "monai_soft": "(a) MONAI DiceLoss soft_label, soft target",
     "dml_soft": "(a) DiceSemimetricLoss, soft target",
+    "dml_soft_torch": "(a) the same, torch kernel (MONAI_JDT_NATIVE=0)",
     "dml_soft_generic": "(a) DiceSemimetricLoss fused=False",
     "monai_index": "(b) MONAI DiceLoss soft_label, to_onehot_y",
     "dml_index": "(b) DiceSemimetricLoss, index target",
+    "dml_index_torch": "(b) the same, torch kernel (MONAI_JDT_NATIVE=0)",
     "dml_index_generic": "(b) DiceSemimetricLoss fused=False",
     "monai_sigmoid": "(c) MONAI DiceLoss soft_label, sigmoid",
     "dml_sigmoid": "(c) DiceSemimetricLoss, sigmoid, soft target",
+    "dml_sigmoid_torch": "(c) the same, torch kernel (MONAI_JDT_NATIVE=0)",
 }
 
 
@@ -86,10 +96,26 @@ def make_loss(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
     if name == "floor":
         return lambda x, _: torch.softmax(x, 1).sum(dim=tuple(range(2, x.ndim))).square().sum()
-    act = {"sigmoid": True} if name.endswith("sigmoid") else {"softmax": True}
+    act = {"sigmoid": True} if "sigmoid" in name else {"softmax": True}
     if name.startswith("monai"):
         return DiceLoss(soft_label=True, to_onehot_y=name.endswith("index"), **act)
-    return DiceSemimetricLoss(to_onehot_y="index" in name, fused=not name.endswith("generic"), **act)
+    loss = DiceSemimetricLoss(to_onehot_y="index" in name, fused=not name.endswith("generic"), **act)
+    return partial(_torch_kernel, loss) if name.endswith("torch") else loss
+
+
+def _torch_kernel(loss, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``loss(x, target)`` with the native CPU kernel switched off (the kernel is chosen in the forward)."""
+    from monai_jdt.losses.functional._native import ENV_VAR
+
+    before = os.environ.get(ENV_VAR)
+    os.environ[ENV_VAR] = "0"
+    try:
+        return loss(x, target)
+    finally:
+        if before is None:
+            del os.environ[ENV_VAR]
+        else:
+            os.environ[ENV_VAR] = before
 
 
 def target_for(name: str, soft: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

@@ -37,4 +37,5 @@ fi
 if [ "${MONAI_JDT_NNUNET:-1}" != "0" ]; then
     PYTHON=.venv/bin/python bash scripts/install_nnunet_cpu.sh
 fi
-.venv/bin/python -c "import torch, monai, monai_jdt; print(f'monai_jdt {monai_jdt.__version__} ready: torch {torch.__version__}, monai {monai.__version__}, cuda={torch.cuda.is_available()}')"
+# builds the overlap losses' native CPU kernel now (about 2 s, cached); where it cannot, a warning says why
+.venv/bin/python -c "import torch, monai, monai_jdt; from monai_jdt.losses.functional._native import library; native = 'built' if library() else 'unavailable (torch kernel)'; print(f'monai_jdt {monai_jdt.__version__} ready: torch {torch.__version__}, monai {monai.__version__}, cuda={torch.cuda.is_available()}, native CPU kernel {native}')"

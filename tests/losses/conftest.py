@@ -13,3 +13,18 @@ def two_threads():
     torch.set_num_threads(2)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(params=["native", "torch"])
+def kernel(request, monkeypatch):
+    """Run the test with the fused loss on the native CPU kernel and on torch operations (``MONAI_JDT_NATIVE``).
+
+    The native kernel is also made to split even small volumes over its threads.
+    """
+    from monai_jdt.losses.functional import _native
+
+    monkeypatch.setenv(_native.ENV_VAR, "1" if request.param == "native" else "0")
+    monkeypatch.setattr(_native, "_PARALLEL_MIN", 1)
+    if request.param == "native" and _native.library() is None:
+        pytest.skip("the native kernel cannot be built here (test_native_build says why)")
+    return request.param

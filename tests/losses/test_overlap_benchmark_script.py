@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ def _load(name: str, monkeypatch: pytest.MonkeyPatch):
 
 
 def test_benchmark_script_runs_and_prints_every_row(capsys, monkeypatch):
+    monkeypatch.delenv("MONAI_JDT_NATIVE", raising=False)
     module = _load("benchmark_losses", monkeypatch)
     argv = ["--shape", "1", "3", "6", "5", "4", "--repeats", "1", "--warmup", "0", "--skip-memory"]
     assert module.main(argv) == 0
@@ -27,6 +29,11 @@ def test_benchmark_script_runs_and_prints_every_row(capsys, monkeypatch):
     for label in module.LABELS.values():
         assert label in out
     assert "x peer" in out
+    for name, label in module.LABELS.items():  # every DML row (either kernel) computes the right loss
+        if name.startswith("dml"):
+            line = next(line for line in out.splitlines() if line.startswith(label))
+            assert float(line.split()[-1]) < 1e-5, line
+    assert os.environ.get("MONAI_JDT_NATIVE") is None  # the torch-kernel rows restore the environment
 
 
 def test_memory_of_one_configuration_is_measured_in_this_process(monkeypatch):

@@ -115,8 +115,8 @@ def test_shape_error_is_also_an_assertion_error_as_in_monai():
     ("bad", "shown"), [(1.5, r"\[[0-9.e-]+, 1.5\]"), (-0.25, r"\[-0.25, "), (float("nan"), r"\[nan, ")]
 )
 @pytest.mark.parametrize("fused", [True, False])
-def test_soft_target_range_is_checked_in_the_fused_pass(act, bad, shown, fused, two_threads, monkeypatch):
-    """The fused kernel checks the target block by block; a bad value in the last block (second worker) is found."""
+def test_soft_target_range_is_checked_in_the_fused_pass(act, bad, shown, fused, two_threads, kernel, monkeypatch):
+    """The fused kernel checks the target in its own pass; a bad value in the last block (second thread) is found."""
     from monai_jdt.losses.functional import _overlap_fused
 
     monkeypatch.setattr(_overlap_fused, "BLOCK_ELEMENTS", 1024)
@@ -128,7 +128,7 @@ def test_soft_target_range_is_checked_in_the_fused_pass(act, bad, shown, fused, 
 
 
 @pytest.mark.parametrize("fused", [True, False])
-def test_soft_target_rounding_within_tolerance_is_accepted(fused):
+def test_soft_target_rounding_within_tolerance_is_accepted(fused, kernel):
     """Averaged rater masks may exceed 1 by float rounding (SOFT_TOLERANCE = 1e-6): accepted on both paths."""
     target = torch.full((1, 2, 8, 8), 0.5)
     target[0, 0, 0, 0], target[0, 1, 0, 0] = 1 + 5e-7, -5e-7

@@ -55,7 +55,7 @@ def test_gradcheck_other_activations(act):
 
 @pytest.mark.parametrize("target_kind", ["soft", "index"])
 @pytest.mark.parametrize("fused", [True, False])
-def test_gradcheck_mask_and_ignore_index(target_kind, fused):
+def test_gradcheck_mask_and_ignore_index(target_kind, fused, kernel):
     logits, target = _data(target_kind, seed=2)
     mask = torch.tensor([[[1, 0], [1, 1], [0, 1]], [[0, 0], [1, 1], [1, 0]]], dtype=torch.bool)
     if target_kind == "index":
@@ -78,7 +78,7 @@ def test_gradcheck_soft_target_side():
 @pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("cls", [DiceSemimetricLoss, JaccardMetricLoss])
 @pytest.mark.parametrize("act", ["softmax", "sigmoid"])
-def test_fused_equals_generic_on_multi_block_volume(target_kind, masked, cls, act, monkeypatch):
+def test_fused_equals_generic_on_multi_block_volume(target_kind, masked, cls, act, kernel, monkeypatch):
     """Several blocks (a short last one included): same values and gradients as the generic path."""
     monkeypatch.setattr(_overlap_fused, "BLOCK_ELEMENTS", 4096)
     g = torch.Generator().manual_seed(4)
@@ -102,7 +102,7 @@ def test_fused_equals_generic_on_multi_block_volume(target_kind, masked, cls, ac
 
 @pytest.mark.parametrize("target_kind", ["soft", "index"])
 @pytest.mark.parametrize("family", ["plain", "levels", "active_both", "class_agnostic"])
-def test_gradcheck_fused_sigmoid(target_kind, family):
+def test_gradcheck_fused_sigmoid(target_kind, family, kernel):
     logits, target = _data(target_kind, seed=9)
     loss = DiceSemimetricLoss(sigmoid=True, to_onehot_y=target_kind == "index", **FAMILIES[family])
     logits.requires_grad_(True)
@@ -110,7 +110,7 @@ def test_gradcheck_fused_sigmoid(target_kind, family):
     assert gradcheck(lambda z: loss(z, target), (logits,), eps=1e-6, atol=1e-8)
 
 
-def test_fused_sigmoid_single_channel_binary():
+def test_fused_sigmoid_single_channel_binary(kernel):
     g = torch.Generator().manual_seed(10)
     logits = torch.randn(2, 1, 9, 8, dtype=torch.float64, generator=g)
     target = (torch.rand(2, 1, 9, 8, generator=g) > 0.6).double()
@@ -124,7 +124,7 @@ def test_fused_sigmoid_single_channel_binary():
     torch.testing.assert_close(values[0][1], values[1][1], rtol=1e-10, atol=1e-16)
 
 
-def test_fused_path_is_used_and_retain_graph_keeps_the_buffer():
+def test_fused_path_is_used_and_retain_graph_keeps_the_buffer(kernel):
     logits, target = _data("soft", seed=5)
     x = logits.clone().requires_grad_(True)
     value = DiceSemimetricLoss(softmax=True)(x, target)
@@ -138,7 +138,7 @@ def test_fused_path_is_used_and_retain_graph_keeps_the_buffer():
         value.backward()  # torch's own error: the saved buffers were freed
 
 
-def test_second_backward_raises_when_retain_graph_is_unknown(monkeypatch):
+def test_second_backward_raises_when_retain_graph_is_unknown(kernel, monkeypatch):
     """On a torch that cannot report ``retain_graph`` the consumed buffer is detected with a clear error."""
     monkeypatch.setattr(_overlap_fused, "_graph_is_kept", lambda: False)
     logits, target = _data("index", seed=6)
@@ -169,8 +169,8 @@ def _has_fused_node(fn, depth: int = 0) -> bool:
 
 
 @pytest.mark.parametrize("target_kind", ["soft", "index"])
-def test_fused_worker_threads_equal_generic(target_kind, two_threads, monkeypatch):
-    """With 2 intra-op threads the CPU kernel shares its blocks out to 2 single-threaded workers."""
+def test_fused_worker_threads_equal_generic(target_kind, two_threads, kernel, monkeypatch):
+    """With 2 intra-op threads the CPU kernel shares its blocks out to 2 threads (a thread boundary inside an image)."""
     monkeypatch.setattr(_overlap_fused, "BLOCK_ELEMENTS", 2048)
     g = torch.Generator().manual_seed(8)
     logits = torch.randn(3, 4, 17, 13, 11, dtype=torch.float64, generator=g)

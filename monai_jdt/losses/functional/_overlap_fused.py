@@ -36,6 +36,7 @@ from typing import Any
 
 import torch
 
+from monai_jdt.losses.functional import _native
 from monai_jdt.losses.functional._threads import parallel_map, split_range, worker_count
 from monai_jdt.utils.targets import check_target_values, target_range_ok
 
@@ -133,6 +134,26 @@ def _forward(plan: _Plan, want_max: tuple[bool, bool]) -> list[torch.Tensor]:
     return [card_pred, card_target, third, maxima[0], maxima[1]]
 
 
+def _native_forward(
+    logits: torch.Tensor,
+    dense: torch.Tensor | None,
+    label: torch.Tensor | None,
+    mask: Any,
+    want_max: tuple[bool, bool],
+    softmax: bool,
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The activation buffer and the outputs of :func:`_forward`, from the native kernel (one OpenMP pass)."""
+    probs, sums, maxima, extrema = _native.forward(logits, dense, label, mask, softmax, any(want_max))
+    if dense is not None and (bool(extrema[2] > 0) or not target_range_ok(extrema[0], extrema[1])):
+        check_target_values(dense)  # raises the ValueError that names the range
+    card_pred, card_target, diff = sums.unbind(0)
+    if maxima is None:
+        maxima = torch.zeros(2, *card_pred.shape, dtype=logits.dtype)
+    maxima = maxima.to(torch.float64)
+    target_max = (card_target > 0).double() if label is not None else maxima[0]
+    return probs, [card_pred, card_target, diff, target_max, maxima[1]]
+
+
 def _backward_part(plan: _Plan, softmax: bool, g_p: torch.Tensor, g_d: torch.Tensor, lo: int, hi: int) -> None:
     """Overwrite ``plan.probs[..., lo:hi]`` with dL/dz (``g_p``, ``g_d``: ``(B, C, 1)``)."""
     probs = plan.probs
@@ -178,8 +199,12 @@ class FusedCardinalities(torch.autograd.Function):
         softmax: bool,
     ) -> tuple[torch.Tensor, ...]:
         # one parallel pass; the buffer is kept and becomes the gradient
-        probs = torch.softmax(logits, 1) if softmax else torch.sigmoid(logits)
-        outputs = _forward(_Plan(probs, dense, label, mask), (want_target_max, want_pred_max))
+        ctx.native = _native.supports(logits, label)
+        if ctx.native:
+            probs, outputs = _native_forward(logits, dense, label, mask, (want_target_max, want_pred_max), softmax)
+        else:
+            probs = torch.softmax(logits, 1) if softmax else torch.sigmoid(logits)
+            outputs = _forward(_Plan(probs, dense, label, mask), (want_target_max, want_pred_max))
         ctx.save_for_backward(probs, dense, label, mask)
         ctx.softmax = softmax
         ctx.consumed = False
@@ -192,13 +217,17 @@ class FusedCardinalities(torch.autograd.Function):
         if ctx.consumed:
             raise RuntimeError(_SECOND_BACKWARD)
         probs, dense, label, mask = ctx.saved_tensors
-        if _graph_is_kept():
-            probs = probs.clone()  # retain_graph=True: keep the saved buffer intact for the next backward
-        else:
-            ctx.consumed = True
+        kept = _graph_is_kept()  # retain_graph=True: keep the saved buffer intact for the next backward
+        ctx.consumed = not kept
         zeros = torch.zeros(probs.shape[:2], dtype=probs.dtype, device=probs.device)
         g_p = zeros if grad_pred is None else grad_pred.to(probs.dtype)
         g_d = zeros if grads[1] is None else grads[1].to(probs.dtype)
+        if ctx.native:
+            grad = torch.empty_like(probs) if kept else probs
+            _native.backward(probs, grad, dense, label, mask, ctx.softmax, g_p, g_d)
+            return grad, None, None, None, None, None, None
+        if kept:
+            probs = probs.clone()
         if label is not None:  # h = (g_p + g_d) - 2 g_d y
             g_p, g_d = g_p + g_d, -2 * g_d
         plan = _Plan(probs, dense, label, mask)
@@ -237,11 +266,11 @@ def fused_stats(
         ``P, G, D, target_max, pred_max``, each ``(B, C)`` float64.
     """
     batch, num_classes = logits.shape[:2]
-    flat = logits.reshape(batch, num_classes, -1)
-    mask = None if mask is None else mask.reshape(batch, 1, -1)
+    flat = logits.reshape(batch, num_classes, -1).contiguous()
+    mask = None if mask is None else mask.reshape(batch, 1, -1).contiguous()
     if label is not None:
-        label = _small_labels(label.reshape(batch, -1), None if mask is None else mask[:, 0], num_classes)
+        label = _small_labels(label.reshape(batch, -1), None if mask is None else mask[:, 0], num_classes).contiguous()
     if dense is not None:
-        dense = dense.reshape(batch, num_classes, -1)
+        dense = dense.reshape(batch, num_classes, -1).contiguous()
     mask_f = None if mask is None else mask.to(logits.dtype)
     return FusedCardinalities.apply(flat, dense, label, mask_f, *want_max, softmax)
