@@ -36,6 +36,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from functools import partial
+from unittest import mock
 
 import torch
 from _timing import medians, round_robin
@@ -107,15 +108,8 @@ def _torch_kernel(loss, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """``loss(x, target)`` with the native CPU kernel switched off (the kernel is chosen in the forward)."""
     from monai_jdt.losses.functional._native import ENV_VAR
 
-    before = os.environ.get(ENV_VAR)
-    os.environ[ENV_VAR] = "0"
-    try:
+    with mock.patch.dict(os.environ, {ENV_VAR: "0"}):
         return loss(x, target)
-    finally:
-        if before is None:
-            del os.environ[ENV_VAR]
-        else:
-            os.environ[ENV_VAR] = before
 
 
 def target_for(name: str, soft: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

@@ -10,12 +10,8 @@ from monai_jdt.losses.functional import _native
 
 
 @pytest.fixture
-def native_calls(monkeypatch):
+def native_calls(native_kernel, monkeypatch):
     """Count the native forward calls (and make small volumes use every thread)."""
-    if _native.library() is None:
-        pytest.skip("the native kernel cannot be built here (test_native_build says why)")
-    monkeypatch.setenv(_native.ENV_VAR, "1")
-    monkeypatch.setattr(_native, "_PARALLEL_MIN", 1)
     calls = []
     original = _native.forward
 

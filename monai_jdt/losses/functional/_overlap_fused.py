@@ -24,8 +24,10 @@ rounding of a saturated activation). When the backward keeps the graph (``retain
 does) the gradient goes to a copy, so the graph can be back-propagated again; on a torch that cannot report
 ``retain_graph``, a second backward raises a ``RuntimeError``. Double backward is not supported (``fused=False``).
 
-On CPU the blocks are shared out to single-threaded workers (:mod:`._threads`); only plain torch operations are
-used, so the same code runs on CUDA (in the calling thread, with larger blocks).
+On CPU the function runs the native kernel (:mod:`._native`: the same formulas in C, one OpenMP pass per
+direction) where it is built and the tensors fit it. Otherwise the blocks above are shared out to single-threaded
+workers (:mod:`._threads`); only plain torch operations are used there, so the same code runs on CUDA (in the
+calling thread, with larger blocks).
 """
 
 from __future__ import annotations
@@ -128,10 +130,19 @@ def _forward(plan: _Plan, want_max: tuple[bool, bool]) -> list[torch.Tensor]:
     if extrema is not None and not target_range_ok(extrema[:, 0].min(), extrema[:, 1].max()):
         check_target_values(plan.dense)  # raises the ValueError that names the range
     card_pred, card_target, third = sum(p[0] for p in parts).unbind(0)
-    maxima = torch.stack([p[1] for p in parts]).amax(0).to(torch.float64)
+    maxima = torch.stack([p[1] for p in parts]).amax(0)
     if plan.dense is None:
-        return [card_pred, card_target, card_pred + card_target - 2 * third, (card_target > 0).double(), maxima[1]]
-    return [card_pred, card_target, third, maxima[0], maxima[1]]
+        return _outputs(card_pred, card_target, card_pred + card_target - 2 * third, maxima, index_target=True)
+    return _outputs(card_pred, card_target, third, maxima, index_target=False)
+
+
+def _outputs(
+    card_pred: torch.Tensor, card_target: torch.Tensor, diff: torch.Tensor, maxima: torch.Tensor, index_target: bool
+) -> list[torch.Tensor]:
+    """``[P, G, D, target_max, pred_max]``; an index map's target maximum is whether the class occurs at all."""
+    maxima = maxima.to(torch.float64)
+    target_max = (card_target > 0).double() if index_target else maxima[0]
+    return [card_pred, card_target, diff, target_max, maxima[1]]
 
 
 def _native_forward(
@@ -146,12 +157,7 @@ def _native_forward(
     probs, sums, maxima, extrema = _native.forward(logits, dense, label, mask, softmax, any(want_max))
     if dense is not None and (bool(extrema[2] > 0) or not target_range_ok(extrema[0], extrema[1])):
         check_target_values(dense)  # raises the ValueError that names the range
-    card_pred, card_target, diff = sums.unbind(0)
-    if maxima is None:
-        maxima = torch.zeros(2, *card_pred.shape, dtype=logits.dtype)
-    maxima = maxima.to(torch.float64)
-    target_max = (card_target > 0).double() if label is not None else maxima[0]
-    return probs, [card_pred, card_target, diff, target_max, maxima[1]]
+    return probs, _outputs(*sums.unbind(0), maxima, index_target=label is not None)
 
 
 def _backward_part(plan: _Plan, softmax: bool, g_p: torch.Tensor, g_d: torch.Tensor, lo: int, hi: int) -> None:

@@ -88,25 +88,24 @@ def forward(
     mask: torch.Tensor | None,
     softmax: bool,
     want_max: bool,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Activation and per-(image, class) sums; all tensors contiguous, shapes as in ``overlap_kernel.c``.
 
     Returns:
         ``probs`` (like ``logits``), ``sums`` (``3, B, C`` float64: P, G, D), ``maxima`` (``2, B, C``: target and
-        prediction maxima, or ``None`` unless ``want_max``) and the target's ``(min, max, NaN count)``.
+        prediction maxima; zeros unless ``want_max``) and the target's ``(min, max, NaN count)``.
     """
     batch, num_classes, n = logits.shape
     threads = _threads(logits)
     probs = torch.empty_like(logits)
     sums = torch.zeros(threads, batch, num_classes, 3, dtype=torch.float64)
-    maxima = torch.zeros(threads, batch, 2, num_classes, dtype=logits.dtype) if want_max else None
+    maxima = torch.zeros(threads if want_max else 1, batch, 2, num_classes, dtype=logits.dtype)
     extrema = torch.tensor([[float("inf"), -float("inf"), 0.0]] * threads, dtype=logits.dtype)
     fn = getattr(library(), f"jdt_overlap_forward_{_SUFFIX[logits.dtype]}")
     fn(*map(_ptr, (logits, probs, dense, label, mask)), batch, num_classes, n, int(softmax), threads,
-       _ptr(sums), _ptr(maxima), _ptr(extrema))  # fmt: skip
-    out_max = None if maxima is None else maxima.amax(0).permute(1, 0, 2)
+       _ptr(sums), _ptr(maxima) if want_max else None, _ptr(extrema))  # fmt: skip
     extrema = torch.stack((extrema[:, 0].min(), extrema[:, 1].max(), extrema[:, 2].sum()))
-    return probs, sums.sum(0).permute(2, 0, 1), out_max, extrema
+    return probs, sums.sum(0).permute(2, 0, 1), maxima.amax(0).transpose(0, 1), extrema
 
 
 def backward(

@@ -7,8 +7,8 @@ with torch's for the cores. It is compiled for the host CPU (``-march=native``),
 CPU's model and flags as well as the sources, the compiler, the flags and the OpenMP runtime's path.
 
 Cache: ``$MONAI_JDT_CACHE_DIR``, else ``$XDG_CACHE_HOME/monai_jdt``, else ``~/.cache/monai_jdt``; the library is
-compiled in a private temporary folder and moved into place with one atomic rename, so concurrent processes and a
-killed build never leave a half-written library behind.
+compiled in a private temporary folder and copied into the cache with :func:`monai_jdt.utils.atomic.atomic_write`
+(fsync, one atomic rename), so concurrent processes and a killed build never leave a half-written library behind.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from monai_jdt.utils.atomic import atomic_write
 
 __all__ = ["FLAGS", "NativeBuildError", "build_library", "cache_dir", "openmp_runtime", "pick_openmp_runtime"]
 
@@ -96,7 +98,7 @@ def _key(compiler: list[str], gomp: str, sources: list[bytes]) -> str:
 
 def _compile(compiler: list[str], gomp: str, source_dir: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".build-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="monai_jdt-build-") as tmp:
         obj, lib = Path(tmp) / "overlap_kernel.o", Path(tmp) / target.name
         steps = (
             [*compiler, *FLAGS, "-c", str(source_dir / SOURCES[0]), "-o", str(obj)],
@@ -112,7 +114,7 @@ def _compile(compiler: list[str], gomp: str, source_dir: Path, target: Path) -> 
                 raise NativeBuildError(
                     f"{shlex.join(cmd)} failed (exit {done.returncode}): {done.stderr.strip()[-800:]}"
                 )
-        os.replace(lib, target)  # atomic: other processes see the whole library or none
+        atomic_write(target, lambda handle: handle.write(lib.read_bytes()), binary=True)
 
 
 def build_library() -> ctypes.CDLL:
